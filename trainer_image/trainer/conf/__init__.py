@@ -1,0 +1,1 @@
+"""Hydra config tree of the trainer; a package so Hydra can find it with ``pkg://trainer.conf``."""

@@ -1,0 +1,172 @@
+"""Compose an experiment's config with Hydra's compose API, and validate overrides first.
+
+A trial composes its config from Python with its sampled params as overrides, so composition is a
+function (``compose``) rather than ``@hydra.main``. Overrides are checked before composing so that a
+typo or a wrong type ends in one line that names the key and the valid choices, instead of Hydra's
+multi-line error or, worse, a value of the wrong type silently reaching the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from trainer.errors import ConfigError
+
+__all__ = ["CONFIG_MODULE", "ROOT_CONFIG", "compose", "compose_overrides", "list_experiments"]
+
+CONFIG_MODULE = "trainer.conf"
+ROOT_CONFIG = "config"
+
+_ABSENT = object()
+
+OmegaConf.register_new_resolver("hpo.env_unset", lambda name: name not in os.environ, replace=True)
+
+
+def list_experiments() -> list[str]:
+    """Names of the experiments found on Hydra's search path (``experiment/*.yaml``)."""
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+        return _group_options("experiment")
+
+
+def compose(name: str | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the config of experiment ``name`` with ``overrides`` (Hydra override syntax).
+
+    Args:
+        name: An experiment in ``conf/experiment/``; ``None`` composes the bare defaults.
+        overrides: Overrides such as ``model.hidden_dim=256`` or ``model/optimizer=sgd``.
+
+    Returns:
+        The composed config, interpolations unresolved.
+
+    Raises:
+        ConfigError: An unknown experiment, group option or key, a value of the wrong type, or a
+            malformed override.
+    """
+    prefix = [] if name is None else [f"experiment={name}"]
+    return compose_overrides([*prefix, *overrides])
+
+
+def compose_overrides(overrides: Sequence[str]) -> DictConfig:
+    """Validate then compose the root config with raw Hydra overrides.
+
+    Raises:
+        ConfigError: See ``compose``.
+    """
+    if GlobalHydra.instance().is_initialized():
+        return _compose_checked(overrides)
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+        return _compose_checked(overrides)
+
+
+def _compose_checked(overrides: Sequence[str]) -> DictConfig:
+    parsed = _parse(overrides)
+    groups = [o for o in parsed if _is_group(o.key_or_group)]
+    for override in groups:
+        _check_group_choice(override)
+    base = _compose([o.input_line or "" for o in groups])
+    for override in parsed:
+        if override not in groups and not (override.is_add() or override.is_force_add()):
+            _check_value(base, override)
+    return _compose(list(overrides))
+
+
+def _parse(overrides: Sequence[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides=list(overrides))
+    except OverrideParseException as e:
+        first_line = str(e).splitlines()[0]
+        raise ConfigError(f"malformed override: {first_line}") from None
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    try:
+        return hydra_compose(config_name=ROOT_CONFIG, overrides=overrides)
+    except MissingConfigException as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    except HydraException as e:
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        raise ConfigError(" ".join(lines[:2])) from None
+
+
+def _group_options(group: str) -> list[str]:
+    loader = GlobalHydra.instance().config_loader()
+    return sorted(loader.get_group_options(group))
+
+
+def _is_group(key: str) -> bool:
+    return bool(_group_options(key))
+
+
+def _check_group_choice(override: Override) -> None:
+    if override.is_delete() or override.is_sweep_override():
+        return
+    group = override.key_or_group
+    options = _group_options(group)
+    choice = override.value()
+    if choice is None:
+        raise ConfigError(f"`{group}=null` is not an option; use `~{group}` to leave it out.")
+    if choice not in options:
+        noun = "experiment" if group == "experiment" else f"`{group}` option"
+        raise ConfigError(f"unknown {noun} `{choice}`; choose one of: {', '.join(options)}.")
+
+
+def _check_value(base: DictConfig, override: Override) -> None:
+    key = override.key_or_group
+    current = OmegaConf.select(base, key, default=_ABSENT, throw_on_resolution_failure=False)
+    if current is _ABSENT:
+        parent, _, _ = key.rpartition(".")
+        node = OmegaConf.select(base, parent) if parent else base
+        valid = sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
+        where = f" under `{parent}`" if parent else ""
+        hint = f"; valid keys{where}: {', '.join(valid)}" if valid else ""
+        raise ConfigError(f"unknown config key `{key}`{hint}. Use `+{key}=...` to add a new key.")
+    if override.is_delete() or override.is_sweep_override():
+        return
+    value = override.value()
+    if not _same_kind(current, value):
+        raise ConfigError(
+            f"`{key}` expects {_kind(current)} (default {current!r}), "
+            f"got {value!r} ({_kind(value)})."
+        )
+
+
+# (kind of the default, kinds that may replace it); bool comes before int, its base class.
+_COMPATIBLE: tuple[tuple[type, tuple[type, ...]], ...] = (
+    (bool, (bool,)),
+    (int, (int,)),
+    (float, (int, float)),
+    (DictConfig, (dict,)),
+    (ListConfig, (list,)),
+)
+
+
+def _same_kind(current: Any, value: Any) -> bool:
+    """Whether ``value`` may replace ``current``: numbers widen int -> float, null always fits."""
+    if current is None or value is None or isinstance(current, str):
+        return True
+    if isinstance(value, str) and value.startswith("${"):
+        return True
+    if isinstance(value, bool) != isinstance(current, bool):
+        return False
+    for kind, accepted in _COMPATIBLE:
+        if isinstance(current, kind):
+            return isinstance(value, accepted)
+    return True
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, DictConfig | dict):
+        return "a mapping"
+    if isinstance(value, ListConfig | list):
+        return "a list"
+    return type(value).__name__
