@@ -1,0 +1,86 @@
+"""Turn a composed config into a trained model and its metrics: the body of every trial.
+
+Follows lightning-hydra-template's ``train()``: instantiate data, model, loggers and Trainer from
+their ``_target_``, fit, test, return the metrics. A user's own DataModule or LightningModule plugs
+in by YAML alone, from any importable package.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from trainer.errors import ConfigError
+
+__all__ = ["Components", "build", "run"]
+
+# Data sits in memory as tensors on purpose (worker processes would only add start-up and copies);
+# and lightning 2.6 calls torch 2.13's deprecated LeafSpec, which would be noise in every trial log.
+_EXPECTED_WARNINGS = (".*does not have many workers.*", r".*isinstance\(treespec, LeafSpec\).*")
+
+
+@dataclass(frozen=True)
+class Components:
+    """What one run trains: the parts ``build`` made from the config."""
+
+    datamodule: L.LightningDataModule
+    model: L.LightningModule
+    trainer: L.Trainer
+
+
+def build(cfg: DictConfig) -> Components:
+    """Seed, set torch's threads, and instantiate the DataModule, model, loggers and Trainer.
+
+    Raises:
+        ConfigError: A part rejected its config (a value out of range, an unknown argument) or
+            ``threads`` is not a positive integer.
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads is not None:
+        if not isinstance(cfg.threads, int) or cfg.threads < 1:
+            raise ConfigError(f"`threads` must be a positive integer or null, got {cfg.threads!r}.")
+        torch.set_num_threads(cfg.threads)
+    datamodule = _instantiate("data", cfg.data)
+    model = _instantiate("model", cfg.model)
+    loggers: list[Logger] = [_instantiate("logger", c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [_instantiate("callbacks", c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = _instantiate("trainer", cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    return Components(datamodule=datamodule, model=model, trainer=trainer)
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test, the experiment described by ``cfg``.
+
+    Returns:
+        The last epoch's train/val metrics, the test metrics and the number of epochs run.
+
+    Raises:
+        ConfigError: See ``build``.
+    """
+    parts = build(cfg)
+    with warnings.catch_warnings():
+        for message in _EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        parts.trainer.fit(parts.model, datamodule=parts.datamodule)
+        fitted = {name: float(value) for name, value in parts.trainer.callback_metrics.items()}
+        (tested,) = parts.trainer.test(parts.model, datamodule=parts.datamodule, verbose=False)
+    return {**fitted, **tested, "epochs": float(parts.trainer.current_epoch)}
+
+
+def _instantiate(group: str, node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with a constructor's complaint turned into a ``ConfigError``."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ValueError | TypeError):
+            raise ConfigError(f"`{group}`: {cause}") from e
+        raise

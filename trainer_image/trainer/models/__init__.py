@@ -1,0 +1,1 @@
+"""LightningModules, each instantiated from a ``conf/model/*.yaml`` by its ``_target_``."""
