@@ -1,0 +1,85 @@
+"""The ``hpo`` command: thin adapters that parse options, call the library and render results.
+
+Only this module catches ``HpoError``: it prints ``error: <message>`` to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from omegaconf import OmegaConf
+from rich.console import Console
+from trainer import experiment
+
+from orchestrator import __version__
+from orchestrator.errors import HpoError
+
+EPILOG = (
+    "Exit codes: 0 success; 1 the run finished but some workers or trials failed; "
+    "2 bad input or an hpo error (the message says which); Ctrl-C stops the workers, then 1."
+)
+
+app = typer.Typer(
+    name="hpo",
+    help="Parallel hyper-parameter optimisation: one container per worker, one study in Postgres.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@app.command()
+def experiments() -> None:
+    """List the experiments found in the config tree (trainer/conf/experiment)."""
+    for name in _guard(experiment.list_experiments):
+        stdout.print(name)
+
+
+@app.command("config")
+def show_config(
+    name: Annotated[str, typer.Argument(help="Experiment to compose, e.g. digits_mlp.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Hydra overrides, e.g. model.hidden_dim=256 model/optimizer=sgd."),
+    ] = None,
+    resolve: Annotated[
+        bool, typer.Option(help="Resolve interpolations such as ${trainer.max_epochs}.")
+    ] = False,
+) -> None:
+    """Print the composed config of an experiment, exactly as a trial would receive it."""
+    cfg = _guard(experiment.compose, name, overrides or [])
+    stdout.print(
+        OmegaConf.to_yaml(cfg, resolve=resolve),
+        end="",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print hpo's version."""
+    stdout.print(__version__)
+
+
+def _guard(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run ``function``; an ``HpoError`` becomes one line on stderr and exit code 2."""
+    try:
+        return function(*args, **kwargs)
+    except HpoError as e:
+        stderr.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
