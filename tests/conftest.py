@@ -1,0 +1,25 @@
+"""Shared fixtures: configs composed through the same API a trial uses, shrunk for speed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, open_dict
+from trainer import experiment
+
+ComposeFn = Callable[..., DictConfig]
+
+
+@pytest.fixture
+def compose_in(tmp_path: Path) -> ComposeFn:
+    """Compose an experiment whose run folder is this test's tmp_path."""
+
+    def _compose(name: str | None = "digits_mlp", overrides: tuple[str, ...] = ()) -> DictConfig:
+        cfg = experiment.compose(name, [f"paths.output_dir={tmp_path}", *overrides])
+        with open_dict(cfg):
+            cfg.threads = 1
+        return cfg
+
+    return _compose

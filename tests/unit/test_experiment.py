@@ -1,0 +1,61 @@
+"""Composition through Hydra's compose API, and the one-line errors for bad overrides."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+from trainer import experiment
+from trainer.errors import ConfigError
+
+
+def test_lists_bundled_experiments() -> None:
+    assert "digits_mlp" in experiment.list_experiments()
+
+
+def test_overrides_reach_the_composed_config() -> None:
+    cfg = experiment.compose("digits_mlp", ["model.hidden_dim=256", "model/optimizer=sgd"])
+    assert cfg.model.hidden_dim == 256
+    assert cfg.model.optimizer._target_ == "torch.optim.SGD"
+    assert cfg.experiment_name == "digits_mlp"
+
+
+def test_scheduler_interpolates_the_epoch_budget() -> None:
+    cfg = experiment.compose("digits_mlp", ["model/scheduler=cosine", "trainer.max_epochs=7"])
+    assert OmegaConf.to_container(cfg.model.scheduler, resolve=True)["T_max"] == 7
+
+
+def test_int_widens_to_float() -> None:
+    cfg = experiment.compose("digits_mlp", ["model.dropout=0"])
+    assert cfg.model.dropout == 0
+
+
+def test_a_group_can_be_left_out() -> None:
+    assert "logger" not in experiment.compose("digits_mlp", ["~logger"])
+
+
+def test_new_keys_need_a_plus() -> None:
+    cfg = experiment.compose("digits_mlp", ["+model.extra=1"])
+    assert cfg.model.extra == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "expected"),
+    [
+        ("nope", [], "unknown experiment `nope`; choose one of: digits_mlp"),
+        ("digits_mlp", ["model.hiden_dim=3"], "unknown config key `model.hiden_dim`"),
+        ("digits_mlp", ["model.hiden_dim=3"], "hidden_dim"),
+        ("digits_mlp", ["nosuch.key=3"], "unknown config key `nosuch.key`"),
+        ("digits_mlp", ["model.hidden_dim=abc"], "`model.hidden_dim` expects int"),
+        ("digits_mlp", ["trainer.max_epochs=2.5"], "`trainer.max_epochs` expects int"),
+        ("digits_mlp", ["trainer.enable_progress_bar=1"], "expects bool"),
+        ("digits_mlp", ["model/optimizer=adam"], "choose one of: adamw, sgd"),
+        ("digits_mlp", ["model.hidden_dim=="], "malformed override"),
+        ("digits_mlp", ["logger=null"], "use `~logger` to leave it out"),
+    ],
+)
+def test_bad_overrides_name_the_key(name: str, overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        experiment.compose(name, overrides)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message

@@ -1,0 +1,36 @@
+"""``python -m trainer.train`` rejects bad input with one line and exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "trainer.train", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["experiment=nope"], "unknown experiment `nope`; choose one of: digits_mlp"),
+        (["experiment=digits_mlp", "model.widht=3"], "unknown config key `model.widht`"),
+        (["experiment=digits_mlp", "data.batch_size=big"], "`data.batch_size` expects int"),
+        (["experiment=digits_mlp", "model.activation=swish"], "`model.activation` must be one of"),
+        (["experiment=digits_mlp", "data.val_fraction=0.9"], "`data.val_fraction`"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], expected: str, tmp_path: Path) -> None:
+    result = _train(*args, "trainer.max_epochs=1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    assert expected in errors[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
