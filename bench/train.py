@@ -1,0 +1,123 @@
+"""One default digits_mlp trial through Lightning vs the same work in a plain torch loop.
+
+Same config, data, model, optimizer, epochs and thread count; runs are interleaved so machine noise
+hits both sides alike; medians and their ratio are printed. Also the import time of the trainer
+(torch + lightning) in a fresh interpreter, which every worker pays once.
+
+    python bench/train.py [--repeats 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from trainer import experiment, fit
+
+
+def lightning_trial(cfg: DictConfig) -> float:
+    """The trial as hpo runs it: ``fit.run`` (build, fit with per-epoch validation, test)."""
+    return fit.run(cfg)["val_acc"]
+
+
+def plain_trial(cfg: DictConfig) -> float:
+    """The same work by hand: per-epoch train and validation passes, then the test pass.
+
+    It keeps the same metrics as the LightningModule (mean train loss; val and test loss and
+    accuracy), so the difference is the framework's, not less bookkeeping.
+    """
+    torch.manual_seed(cfg.seed)
+    data = instantiate(cfg.data)
+    data.setup()
+    model = instantiate(cfg.model)
+    optimizer = model.optimizer_factory(model.parameters())
+    accuracy = 0.0
+    for _ in range(cfg.trainer.max_epochs):
+        model.train()
+        loss_sum, seen = torch.zeros(()), 0
+        for features, labels in data.train_dataloader():
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(features), labels)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(labels)
+            seen += len(labels)
+        _, accuracy = evaluate(model, data.val_dataloader())
+    evaluate(model, data.test_dataloader())
+    return accuracy
+
+
+def evaluate(model: torch.nn.Module, batches: object) -> tuple[float, float]:
+    """Mean loss and accuracy over ``batches``."""
+    model.eval()
+    loss_sum = hits = total = 0.0
+    with torch.no_grad():
+        for features, labels in batches:  # type: ignore[attr-defined]
+            logits = model(features)
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            hits += float((logits.argmax(dim=1) == labels).sum())
+            total += len(labels)
+    return loss_sum / total, hits / total
+
+
+def timed(function: Callable[[DictConfig], float], cfg: DictConfig) -> tuple[float, float]:
+    start = time.perf_counter()
+    accuracy = function(cfg)
+    return time.perf_counter() - start, accuracy
+
+
+def import_seconds() -> float:
+    code = (
+        "import time; t = time.perf_counter(); import trainer.fit; print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {"lightning": [], "plain": []}
+    accuracy: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as out:
+        cfg = experiment.compose(
+            "digits_mlp", [f"paths.output_dir={out}", f"threads={args.threads}"]
+        )
+        torch.set_num_threads(args.threads)
+        lightning_trial(cfg)  # warm-up: first-call costs (lazy imports, allocator) hit neither side
+        for _ in range(args.repeats):
+            for name, function in (("lightning", lightning_trial), ("plain", plain_trial)):
+                seconds, accuracy[name] = timed(function, cfg)
+                times[name].append(seconds)
+    imports = [import_seconds() for _ in range(3)]
+    lightning, plain = (statistics.median(times[k]) for k in ("lightning", "plain"))
+    epochs = cfg.trainer.max_epochs
+    print(
+        f"digits_mlp default trial, {epochs} epochs, {args.threads} thread(s), "
+        f"median of {args.repeats} interleaved runs"
+    )
+    print(f"{'':<22}{'median s':>10}{'min s':>9}{'val_acc':>9}")
+    for name in ("lightning", "plain"):
+        print(
+            f"{name + ' trial':<22}{statistics.median(times[name]):>10.3f}"
+            f"{min(times[name]):>9.3f}{accuracy[name]:>9.3f}"
+        )
+    print(f"{'ratio lightning/plain':<22}{lightning / plain:>10.2f}   (goal <= 1.50)")
+    print(
+        f"{'import trainer.fit':<22}{statistics.median(imports):>10.3f}  (median of 3, new process)"
+    )
+
+
+if __name__ == "__main__":
+    main()
