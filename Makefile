@@ -1,0 +1,45 @@
+# The verbs a person types. Every target is idempotent: run any of them again at any time.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXPERIMENT ?= digits_mlp
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-unit lint format train bench clean
+
+help: ## Show this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Make .venv with hpo and its trainer and dev extras
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[trainer,dev]'
+	@touch $@
+
+test-unit: install ## Fast tests: no services, seconds
+	$(BIN)/python -m pytest tests/unit -m "not slow"
+
+test: install ## Every test, real services included
+	$(BIN)/python -m pytest tests
+
+lint: install ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+train: install ## One training run: make train EXPERIMENT=digits_mlp ARGS="model.hidden_dim=256"
+	$(BIN)/python -m trainer.train experiment=$(EXPERIMENT) $(ARGS)
+
+bench: install ## Benchmarks: ratios measured side by side in one run
+	$(BIN)/python bench/train.py
+
+clean: ## Remove build leftovers and local run output (keeps .venv)
+	rm -rf build dist *.egg-info outputs lightning_logs .pytest_cache .ruff_cache .mypy_cache
