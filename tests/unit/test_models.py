@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from trainer.data.digits import DigitsDataModule
+from trainer.models.metrics import RunningMean
 from trainer.models.mlp import MLPClassifier
 
 from tests.conftest import ComposeFn
@@ -90,3 +91,25 @@ def test_optimizer_and_scheduler_from_config(compose_in: ComposeFn) -> None:
     scheduler = configured["lr_scheduler"]["scheduler"]
     assert isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
     assert scheduler.T_max == cfg.trainer.max_epochs
+
+
+def test_running_mean_is_weighted_and_resets() -> None:
+    mean = RunningMean()
+    assert mean.empty
+    mean.update(torch.tensor(1.0), weight=1)
+    mean.update(torch.tensor(4.0), weight=3)
+    assert float(mean.compute()) == pytest.approx(13 / 4)
+    mean.reset()
+    assert mean.empty
+    with pytest.raises(ValueError, match="before any update"):
+        mean.compute()
+
+
+def test_running_mean_mixes_inference_and_grad_modes() -> None:
+    """Lightning's standalone validate() runs in inference mode, fit's validation under no_grad."""
+    mean = RunningMean()
+    with torch.inference_mode():
+        mean.update(torch.tensor(2.0))
+    with torch.no_grad():
+        mean.update(torch.tensor(4.0))
+    assert float(mean.compute()) == pytest.approx(3.0)

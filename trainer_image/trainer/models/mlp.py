@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
+
+from trainer.models.metrics import RunningMean
 
 __all__ = ["ACTIVATIONS", "MLPClassifier"]
 
@@ -29,8 +30,8 @@ class MLPClassifier(L.LightningModule):
 
     Logs ``train_loss`` per epoch, ``val_loss``/``val_acc`` per validation and
     ``test_loss``/``test_acc`` after fit: the names the configs' ``optimized_metric`` refers to.
-    Steps only update running means; each metric is handed to ``self.log`` once per epoch,
-    because every ``self.log`` call costs about as much as a training step of this model.
+    Steps only update running means (``RunningMean``); each metric is handed to ``self.log``
+    once per epoch, because every ``self.log`` call costs about as much as a training step here.
 
     Args:
         input_dim: Features per example.
@@ -78,9 +79,7 @@ class MLPClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         names = ("train_loss", "val_loss", "val_acc", "test_loss", "test_acc")
-        # No per-step NaN check (a sync each step): a NaN loss still shows as a NaN epoch mean.
-        means = {name: MeanMetric(nan_strategy="disable") for name in names}
-        self.epoch_means = nn.ModuleDict(means)
+        self.epoch_means = {name: RunningMean() for name in names}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits."""
@@ -91,7 +90,7 @@ class MLPClassifier(L.LightningModule):
     ) -> torch.Tensor:
         """Cross-entropy of one batch."""
         loss, _ = self._loss_and_hits(batch)
-        self._mean("train_loss").update(loss.detach(), weight=len(batch[1]))
+        self.epoch_means["train_loss"].update(loss.detach(), weight=len(batch[1]))
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -127,18 +126,14 @@ class MLPClassifier(L.LightningModule):
 
     def _update_eval(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         loss, hits = self._loss_and_hits(batch)
-        self._mean(f"{stage}_loss").update(loss, weight=len(hits))
-        self._mean(f"{stage}_acc").update(hits)
+        self.epoch_means[f"{stage}_loss"].update(loss, weight=len(hits))
+        self.epoch_means[f"{stage}_acc"].update(hits.mean(), weight=len(hits))
 
     def _log_epoch_means(self, stage: str) -> None:
-        for name in self.epoch_means:
-            mean = self._mean(name)
-            if name.startswith(f"{stage}_") and mean.update_called:
+        for name, mean in self.epoch_means.items():
+            if name.startswith(f"{stage}_") and not mean.empty:
                 self.log(name, mean.compute())
                 mean.reset()
-
-    def _mean(self, name: str) -> MeanMetric:
-        return cast(MeanMetric, self.epoch_means[name])
 
     def _loss_and_hits(
         self, batch: tuple[torch.Tensor, torch.Tensor]
