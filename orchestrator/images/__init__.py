@@ -1,0 +1,24 @@
+"""Images hpo runs: the trainer image and, where none can be pulled, Postgres and a base image.
+
+Everything builds offline: Python packages come from a wheelhouse made on the host, and the base
+image is bootstrapped from Debian's archive when no registry answers.
+"""
+
+from __future__ import annotations
+
+from orchestrator.images._base import ensure_base_image
+from orchestrator.images._build import BuildLog, build_image
+from orchestrator.images._postgres import ensure_postgres_image
+from orchestrator.images._trainer import build_trainer_image, trainer_image_exists
+from orchestrator.images._wheelhouse import ensure_wheelhouse, requirements
+
+__all__ = [
+    "BuildLog",
+    "build_image",
+    "build_trainer_image",
+    "ensure_base_image",
+    "ensure_postgres_image",
+    "ensure_wheelhouse",
+    "requirements",
+    "trainer_image_exists",
+]

@@ -1,0 +1,81 @@
+"""The trainer image: wheelhouse, base image, then a build with no network inside."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import docker
+from docker.errors import ImageNotFound
+
+from orchestrator import __version__
+from orchestrator.engine import translated
+from orchestrator.images._base import ensure_base_image
+from orchestrator.images._build import BuildLog, build_image
+from orchestrator.images._wheelhouse import ensure_wheelhouse
+from orchestrator.settings import TRAINER_IMAGE
+
+__all__ = ["build_trainer_image", "trainer_image_exists"]
+
+DOCKERFILE = "trainer_image/Dockerfile"
+
+
+def trainer_image_exists(client: docker.DockerClient, tag: str = "latest") -> bool:
+    """Whether ``hpo-trainer:<tag>`` is on the engine."""
+    try:
+        client.images.get(f"{TRAINER_IMAGE}:{tag}")
+    except ImageNotFound:
+        return False
+    return True
+
+
+def build_trainer_image(
+    client: docker.DockerClient,
+    root: Path,
+    *,
+    base: str,
+    log: BuildLog,
+    nocache: bool = False,
+) -> str:
+    """Build ``hpo-trainer:<version>`` and ``hpo-trainer:latest`` from the source tree ``root``.
+
+    Args:
+        client: Engine client.
+        root: The hpo source tree (holds ``trainer_image/Dockerfile``).
+        base: Base image wanted; the offline base stands in when it cannot be pulled.
+        log: Receives progress lines.
+        nocache: Rebuild every layer.
+
+    Returns:
+        The image id.
+
+    Raises:
+        BackendError: No wheelhouse, no base image, or a failed build step.
+    """
+    ensure_wheelhouse(root, log)
+    base_image = ensure_base_image(client, base, log)
+    buildargs = {"BASE_IMAGE": base_image, "VERSION": __version__, "REVISION": _revision(root)}
+    image_id = build_image(
+        client,
+        context=root,
+        dockerfile=DOCKERFILE,
+        tag=f"{TRAINER_IMAGE}:{__version__}",
+        buildargs=buildargs,
+        network_mode="none",
+        nocache=nocache,
+        log=log,
+    )
+    with translated(f"tagging {TRAINER_IMAGE}:latest"):
+        client.api.tag(image_id, TRAINER_IMAGE, "latest")
+    return image_id
+
+
+def _revision(root: Path) -> str:
+    """The source tree's git commit, with ``-dirty`` when it has uncommitted changes."""
+    result = subprocess.run(
+        ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
