@@ -1,20 +1,20 @@
 """The ``hpo`` command: thin adapters that parse options, call the library and render results.
 
-Only this module catches ``HpoError``: it prints ``error: <message>`` to stderr and exits 2.
+Commands call the library through ``console.guard``, which turns an ``HpoError`` into
+``error: <message>`` on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from omegaconf import OmegaConf
-from rich.console import Console
 from trainer import experiment
 
 from orchestrator import __version__
-from orchestrator.errors import HpoError
+from orchestrator.commands import db, image
+from orchestrator.console import guard, stdout
 
 EPILOG = (
     "Exit codes: 0 success; 1 the run finished but some workers or trials failed; "
@@ -29,17 +29,14 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
-P = ParamSpec("P")
-R = TypeVar("R")
-
-stdout = Console()
-stderr = Console(stderr=True)
+app.add_typer(image.app, name="image")
+app.add_typer(db.app, name="db")
 
 
 @app.command()
 def experiments() -> None:
     """List the experiments found in the config tree (trainer/conf/experiment)."""
-    for name in _guard(experiment.list_experiments):
+    for name in guard(experiment.list_experiments):
         stdout.print(name)
 
 
@@ -55,29 +52,15 @@ def show_config(
     ] = False,
 ) -> None:
     """Print the composed config of an experiment, exactly as a trial would receive it."""
-    cfg = _guard(experiment.compose, name, overrides or [])
-    stdout.print(
-        OmegaConf.to_yaml(cfg, resolve=resolve),
-        end="",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    cfg = guard(experiment.compose, name, overrides or [])
+    yaml = OmegaConf.to_yaml(cfg, resolve=resolve)
+    stdout.print(yaml, end="", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def version() -> None:
     """Print hpo's version."""
     stdout.print(__version__)
-
-
-def _guard(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run ``function``; an ``HpoError`` becomes one line on stderr and exit code 2."""
-    try:
-        return function(*args, **kwargs)
-    except HpoError as e:
-        stderr.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Sub-commands of ``hpo``, one Typer app per module, mounted by ``orchestrator.cli``."""
