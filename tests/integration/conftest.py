@@ -1,0 +1,102 @@
+"""Real Docker engine fixtures, scoped by a unique instance label and removed afterwards.
+
+Timings the acceptance criteria ask to *report* (not assert) are collected with ``report`` and
+printed in pytest's terminal summary.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from orchestrator import engine, images
+from orchestrator.settings import PYTHON_BASE_IMAGE, TRAINER_IMAGE, Instance
+
+REPO = Path(__file__).resolve().parents[2]
+_REPORTED: list[str] = []
+
+Report = Callable[[str], None]
+
+
+@pytest.fixture(scope="session")
+def report() -> Report:
+    return _REPORTED.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _REPORTED:
+        terminalreporter.section("reported timings (not asserted)")
+        for line in _REPORTED:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = engine.connect()
+    yield client
+    client.close()
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    image_id: str
+    seconds: float
+    build_kwargs: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def trainer_image(docker_client: docker.DockerClient, report: Report) -> BuiltImage:
+    """The trainer image built from a clean cache, recording what was asked of the engine."""
+    calls: list[dict[str, Any]] = []
+    real_build = docker_client.api.build
+
+    def recording_build(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real_build(*args, **kwargs)
+
+    docker_client.api.build = recording_build  # type: ignore[method-assign]
+    started = time.monotonic()
+    try:
+        image_id = images.build_trainer_image(
+            docker_client, REPO, base=PYTHON_BASE_IMAGE, log=lambda line: None, nocache=True
+        )
+    finally:
+        docker_client.api.build = real_build  # type: ignore[method-assign]
+    seconds = time.monotonic() - started
+    report(f"trainer image: clean-cache build {seconds:.0f} s (wheelhouse and base included)")
+    (kwargs,) = calls
+    return BuiltImage(image_id, seconds, kwargs)
+
+
+@pytest.fixture
+def instance(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Instance]:
+    """A throw-away hpo instance: its own names, labels and config folder."""
+    test_instance = Instance(f"hpo-test-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("HPO_INSTANCE", test_instance.name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    yield test_instance
+    remove_instance(test_instance)
+
+
+def remove_instance(instance: Instance) -> None:
+    """Remove every container and network with the instance's label, then its volume."""
+    client = engine.connect()
+    label = [f"{key}={value}" for key, value in instance.labels.items()]
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for network in client.networks.list(filters={"label": label}):
+        network.remove()
+    for volume in client.volumes.list(filters={"name": instance.postgres_volume}):
+        volume.remove(force=True)
+    client.close()
+
+
+def trainer_tag() -> str:
+    return f"{TRAINER_IMAGE}:latest"

@@ -1,0 +1,98 @@
+"""The trainer image, built by hpo's own code on the real engine, offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from orchestrator import __version__, images
+from tests.integration.conftest import REPO, BuiltImage, Report, trainer_tag
+
+pytestmark = pytest.mark.integration
+
+
+def _run(client: docker.DockerClient, command: list[str]) -> str:
+    output = client.containers.run(
+        trainer_tag(), command, remove=True, network_mode="none", stderr=False
+    )
+    return output.decode()
+
+
+def test_builds_from_clean_cache_without_network(trainer_image: BuiltImage) -> None:
+    assert trainer_image.build_kwargs["network_mode"] == "none"
+    assert trainer_image.build_kwargs["nocache"] is True
+
+
+def test_image_is_labelled_and_runs_as_non_root(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage
+) -> None:
+    image = docker_client.images.get(trainer_tag())
+    assert image.id == trainer_image.image_id
+    labels = image.labels
+    assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
+    assert _run(docker_client, ["id", "-u"]).strip() not in ("", "0")
+
+
+def test_container_imports_the_stack(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage
+) -> None:
+    code = (
+        "import torch, lightning, optuna, wandb, psycopg, trainer, orchestrator; "
+        "print(torch.__version__)"
+    )
+    assert _run(docker_client, ["python", "-c", code]).strip().startswith("2.13.0")
+
+
+def test_container_trains_one_epoch(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage
+) -> None:
+    command = ["python", "-m", "trainer.train", "experiment=digits_mlp"]
+    command += ["trainer.max_epochs=1", "threads=1"]
+    metrics = json.loads(_run(docker_client, command).strip().splitlines()[-1])
+    assert metrics["epochs"] == 1
+    assert 0.0 <= metrics["val_acc"] <= 1.0
+
+
+def test_rebuild_after_touching_one_py_file(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage, tmp_path: Path, report: Report
+) -> None:
+    source = tmp_path / "src"
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in listed:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "wheelhouse", source / "wheelhouse", copy_function=_link)
+    with (source / "trainer_image" / "trainer" / "fit.py").open("a") as f:
+        f.write("\n# touched by test_rebuild_after_touching_one_py_file\n")
+    tag = f"hpo-trainer-rebuild-test:{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    image_id = images.build_image(
+        docker_client,
+        context=source,
+        dockerfile="trainer_image/Dockerfile",
+        tag=tag,
+        buildargs=trainer_image.build_kwargs["buildargs"],
+        network_mode="none",
+        log=lambda line: None,
+    )
+    seconds = time.monotonic() - started
+    docker_client.images.remove(tag, force=True)
+    report(f"trainer image: rebuild after touching one .py file {seconds:.1f} s (goal < 15 s)")
+    assert image_id != trainer_image.image_id
+
+
+def _link(source: str, destination: str) -> None:
+    Path(destination).hardlink_to(source)
