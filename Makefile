@@ -7,7 +7,9 @@ EXPERIMENT ?= digits_mlp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint format train bench clean
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: help install provision image db db-down test test-unit lint format train bench clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,10 +22,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[trainer,dev]'
 	@touch $@
 
+provision: ## Debian without Docker: install and start the engine, Compose v2, buildx (root)
+	$(SUDO) bash scripts/provision.sh
+
+image: install ## Build the trainer image (wheelhouse, offline base when none can be pulled)
+	$(BIN)/hpo image build
+
+db: install ## Start the managed Postgres (idempotent); `make db-down` stops it, data kept
+	$(BIN)/hpo db up
+
+db-down: install ## Stop the managed Postgres; its data volume is kept
+	$(BIN)/hpo db down
+
 test-unit: install ## Fast tests: no services, seconds
 	$(BIN)/python -m pytest tests/unit -m "not slow"
 
-test: install ## Every test, real services included
+test: install ## Every test, real services included (needs a running Docker engine)
 	$(BIN)/python -m pytest tests
 
 lint: install ## ruff (lint + format check) and mypy
@@ -40,6 +54,7 @@ train: install ## One training run: make train EXPERIMENT=digits_mlp ARGS="model
 
 bench: install ## Benchmarks: ratios measured side by side in one run
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/images.py
 
 clean: ## Remove build leftovers and local run output (keeps .venv)
 	rm -rf build dist *.egg-info outputs lightning_logs .pytest_cache .ruff_cache .mypy_cache
