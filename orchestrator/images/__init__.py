@@ -9,7 +9,7 @@ from __future__ import annotations
 from orchestrator.images._base import ensure_base_image
 from orchestrator.images._build import BuildLog, build_image
 from orchestrator.images._postgres import ensure_postgres_image
-from orchestrator.images._trainer import build_trainer_image, trainer_image_exists
+from orchestrator.images._trainer import build_trainer_image
 from orchestrator.images._wheelhouse import ensure_wheelhouse, requirements
 
 __all__ = [
@@ -20,5 +20,4 @@ __all__ = [
     "ensure_postgres_image",
     "ensure_wheelhouse",
     "requirements",
-    "trainer_image_exists",
 ]

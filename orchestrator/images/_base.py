@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException, ImageNotFound
 
 from orchestrator.engine import translated
 from orchestrator.errors import BackendError
-from orchestrator.images._build import BuildLog
+from orchestrator.images._build import BuildLog, run_streamed
+from orchestrator.images._engine_images import image_exists, pull
 from orchestrator.settings import OFFLINE_BASE_IMAGE
 
 __all__ = ["ensure_base_image"]
@@ -42,15 +41,12 @@ def ensure_base_image(client: docker.DockerClient, wanted: str, log: BuildLog) -
     Raises:
         BackendError: Neither could be had; the message gives both reasons.
     """
-    if _exists(client, wanted):
+    if image_exists(client, wanted):
         return wanted
-    log(f"pulling {wanted}")
-    try:
-        client.images.pull(wanted)
+    pull_failure = pull(client, wanted, log)
+    if pull_failure is None:
         return wanted
-    except DockerException as e:
-        pull_failure = getattr(e, "explanation", None) or str(e)
-    if _exists(client, OFFLINE_BASE_IMAGE):
+    if image_exists(client, OFFLINE_BASE_IMAGE):
         log(f"{wanted} cannot be pulled; using the offline base {OFFLINE_BASE_IMAGE}")
         return OFFLINE_BASE_IMAGE
     log(f"{wanted} cannot be pulled; bootstrapping {OFFLINE_BASE_IMAGE} from Debian ({SUITE})")
@@ -62,14 +58,6 @@ def ensure_base_image(client: docker.DockerClient, wanted: str, log: BuildLog) -
             f"bootstrapping `{OFFLINE_BASE_IMAGE}` failed ({e})."
         ) from e
     return OFFLINE_BASE_IMAGE
-
-
-def _exists(client: docker.DockerClient, name: str) -> bool:
-    try:
-        client.images.get(name)
-    except ImageNotFound:
-        return False
-    return True
 
 
 def _bootstrap(client: docker.DockerClient, log: BuildLog) -> None:
@@ -104,13 +92,6 @@ def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
 
 
 def _run(command: list[str], log: BuildLog) -> None:
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line.rstrip())
-            log(line.rstrip())
-        if process.wait() != 0:
-            raise BackendError(f"`{command[0]}` exited {process.returncode}: {lines[-1:]}")
+    code, last = run_streamed(command, log)
+    if code != 0:
+        raise BackendError(f"`{command[0]}` exited {code}: {last}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ import docker
 from orchestrator.engine import translated
 from orchestrator.errors import BackendError
 
-__all__ = ["BuildLog", "build_image"]
+__all__ = ["BuildLog", "build_image", "run_streamed"]
 
 BuildLog = Callable[[str], None]
 """Receives each line of progress (build steps, pip, debootstrap) as it happens."""
@@ -72,3 +73,21 @@ def build_image(
     if not image_id:
         raise BackendError(f"building {tag} ended without an image id")
     return image_id
+
+
+def run_streamed(command: list[str], log: BuildLog) -> tuple[int, str]:
+    """Run a host command (pip, debootstrap, tar), passing each output line to ``log``.
+
+    Returns:
+        The exit code and the last non-empty line, for an error message.
+    """
+    last = ""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.strip():
+                last = line.rstrip()
+                log(last)
+        return process.wait(), last

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException, ImageNotFound
 
 from orchestrator.errors import BackendError
 from orchestrator.images._base import ensure_base_image
 from orchestrator.images._build import BuildLog, build_image
+from orchestrator.images._engine_images import image_exists, pull
 from orchestrator.settings import OFFLINE_POSTGRES_IMAGE, PYTHON_BASE_IMAGE
 
 __all__ = ["ensure_postgres_image"]
@@ -27,17 +27,11 @@ def ensure_postgres_image(
         BackendError: ``wanted`` cannot be pulled and the offline image cannot be built.
     """
     for name in (wanted, OFFLINE_POSTGRES_IMAGE):
-        try:
-            client.images.get(name)
+        if image_exists(client, name):
             return name
-        except ImageNotFound:
-            continue
-    log(f"pulling {wanted}")
-    try:
-        client.images.pull(wanted)
+    reason = pull(client, wanted, log)
+    if reason is None:
         return wanted
-    except DockerException as e:
-        reason = getattr(e, "explanation", None) or str(e)
     if root is None:
         raise BackendError(
             f"cannot pull `{wanted}` ({reason}), and building `{OFFLINE_POSTGRES_IMAGE}` needs the "

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import docker
-from docker.errors import ImageNotFound
 
 from orchestrator import __version__
 from orchestrator.engine import translated
@@ -15,18 +14,9 @@ from orchestrator.images._build import BuildLog, build_image
 from orchestrator.images._wheelhouse import ensure_wheelhouse
 from orchestrator.settings import TRAINER_IMAGE
 
-__all__ = ["build_trainer_image", "trainer_image_exists"]
+__all__ = ["build_trainer_image"]
 
 DOCKERFILE = "trainer_image/Dockerfile"
-
-
-def trainer_image_exists(client: docker.DockerClient, tag: str = "latest") -> bool:
-    """Whether ``hpo-trainer:<tag>`` is on the engine."""
-    try:
-        client.images.get(f"{TRAINER_IMAGE}:{tag}")
-    except ImageNotFound:
-        return False
-    return True
 
 
 def build_trainer_image(

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 from orchestrator.errors import BackendError
-from orchestrator.images._build import BuildLog
+from orchestrator.images._build import BuildLog, run_streamed
 
 __all__ = ["ensure_wheelhouse", "requirements"]
 
@@ -72,7 +71,7 @@ def ensure_wheelhouse(root: Path, log: BuildLog) -> Path:
     listing.write_text(wanted)
     native = _host_matches_image()
     command = _wheel(listing, wheelhouse) if native else _download(listing, wheelhouse)
-    if _run(command, log) != 0:
+    if run_streamed(command, log)[0] != 0:
         hint = "" if native else _FOREIGN_HOST_HINT
         raise BackendError(f"pip could not fill the wheelhouse (see the lines above){hint}.")
     stamp.write_text(digest + "\n")
@@ -100,14 +99,3 @@ def _host_matches_image() -> bool:
     """Wheels built here fit the image only on the same OS, machine and Python minor."""
     same_python = f"{sys.version_info.major}.{sys.version_info.minor}" == IMAGE_PYTHON
     return sys.platform == "linux" and platform.machine() == "x86_64" and same_python
-
-
-def _run(command: list[str], log: BuildLog) -> int:
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.strip():
-                log(line.rstrip())
-        return process.wait()

@@ -1,0 +1,29 @@
+"""What the engine has, or can pull: the first question before any build."""
+
+from __future__ import annotations
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+
+from orchestrator.images._build import BuildLog
+
+__all__ = ["image_exists", "pull"]
+
+
+def image_exists(client: docker.DockerClient, name: str) -> bool:
+    """Whether the engine holds an image called ``name``."""
+    try:
+        client.images.get(name)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def pull(client: docker.DockerClient, name: str, log: BuildLog) -> str | None:
+    """Pull ``name``; return ``None`` on success, else the registry's reason (for the message)."""
+    log(f"pulling {name}")
+    try:
+        client.images.pull(name)
+    except DockerException as e:
+        return str(getattr(e, "explanation", None) or e)
+    return None
