@@ -7,13 +7,10 @@ errors in the study module.
 from __future__ import annotations
 
 from trainer.errors import ConfigError, HpoError
+from trainer.storage import StorageError
 
 __all__ = ["BackendError", "ConfigError", "HpoError", "StorageError"]
 
 
 class BackendError(HpoError):
     """The Docker engine refused or failed: not reachable, an image that will not build or pull."""
-
-
-class StorageError(HpoError):
-    """The study database cannot be reached or used; messages never include the password."""

@@ -1,0 +1,160 @@
+"""Open the study database the same way everywhere: explicit engine settings, errors translated.
+
+Each process gets one SQLAlchemy engine with a small pool and no overflow, so N workers hold
+O(N) connections (Postgres allows 100); ``pool_pre_ping`` drops connections that a Postgres
+restart killed (Optuna turns it on only for MySQL); a connect timeout makes an unreachable server
+fail fast; the application name ``hpo-<study>`` makes the connections visible in
+``pg_stat_activity``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import optuna
+from optuna.exceptions import StorageInternalError
+from optuna.storages import RDBStorage
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from trainer.errors import ConfigError, HpoError
+
+__all__ = [
+    "CONNECTIONS_PER_WORKER",
+    "StorageError",
+    "check_study_name",
+    "open_storage",
+    "quiet_optuna",
+    "where",
+    "with_retries",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CONNECTIONS_PER_WORKER = 3  # pool of 2 (main thread, heartbeat thread) + the budget lock
+CONNECT_TIMEOUT_S = 10
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+StaleCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+class StorageError(HpoError):
+    """The study database cannot be reached or used; messages never include the password."""
+
+
+def quiet_optuna() -> None:
+    """Silence, in entry points, Optuna's warnings about features hpo uses on purpose.
+
+    Heartbeats and stale-trial reaping are "experimental" to Optuna; its warnings about them, and
+    its INFO line per study, would be noise in every worker log.
+    """
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def check_study_name(name: str) -> str:
+    """Study names become container and run names: ASCII letters, digits, ``_ . -``, <= 100.
+
+    Raises:
+        ConfigError: The name breaks that rule.
+    """
+    if not _STUDY_NAME.match(name):
+        raise ConfigError(
+            "`--study` must be 1-100 ASCII letters, digits, `_`, `.` or `-`, starting with a "
+            f"letter or digit; got {name!r}."
+        )
+    return name
+
+
+def where(url: str) -> str:
+    """``host:port/database`` of a storage URL, for messages (never the password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "<unparsable storage URL>"
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def engine_kwargs(study_name: str, pool_size: int = 2) -> dict[str, Any]:
+    """SQLAlchemy engine settings for one process of ``study_name``."""
+    return {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_pre_ping": True,
+        "connect_args": {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": f"hpo-{study_name}"[:63],
+        },
+    }
+
+
+def open_storage(
+    url: str,
+    study_name: str,
+    *,
+    heartbeat_s: int | None = None,
+    grace_s: int | None = None,
+    stale_callback: StaleCallback | None = None,
+) -> RDBStorage:
+    """An ``RDBStorage`` for ``study_name``, its tables created on first use.
+
+    Raises:
+        StorageError: The server cannot be reached or refused the login (host and port named).
+    """
+    if not url.startswith("postgresql"):
+        raise ConfigError(
+            f"`--storage` must be a PostgreSQL URL (postgresql+psycopg://...), got {where(url)}; "
+            "SQLite is not offered for parallel work."
+        )
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs(study_name),
+            heartbeat_interval=heartbeat_s,
+            grace_period=grace_s,
+            heartbeat_stale_trial_callback=stale_callback,
+        )
+    except (SQLAlchemyError, ImportError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise StorageError(f"cannot use the study database at {where(url)}: {reason}") from e
+
+
+def with_retries(action: Callable[[], T], for_s: float) -> T:
+    """Run ``action``; while the database is unreachable (a restart), retry for ``for_s`` seconds.
+
+    Raises:
+        StorageError: Still unreachable after ``for_s`` seconds.
+    """
+    deadline = time.monotonic() + for_s
+    wait = 0.5
+    while True:
+        try:
+            return action()
+        except (OperationalError, StorageInternalError) as e:
+            cause = _connection_failure(e)
+            if cause is None:
+                raise
+            if time.monotonic() + wait > deadline:
+                message = f"the study database stayed unreachable for {for_s:.0f} s: {cause}"
+                raise StorageError(message) from e
+            log.warning("database unreachable (%s); retrying in %.1f s", cause, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+def _connection_failure(error: Exception) -> BaseException | None:
+    """The driver's error when ``error`` means "connection lost", else None (a real error).
+
+    Optuna wraps an ``OperationalError`` raised during a commit in ``StorageInternalError``.
+    """
+    if isinstance(error, OperationalError):
+        return error.orig or error
+    if isinstance(error.__cause__, OperationalError):
+        return error.__cause__.orig or error.__cause__
+    return None
