@@ -8,6 +8,7 @@ in by YAML alone, from any importable package.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
@@ -36,8 +38,11 @@ class Components:
     trainer: L.Trainer
 
 
-def build(cfg: DictConfig) -> Components:
+def build(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> Components:
     """Seed, set torch's threads, and instantiate the DataModule, model, loggers and Trainer.
+
+    ``callbacks`` join those of the config: objects made in code, such as a trial's pruning
+    callback, which YAML cannot describe.
 
     Raises:
         ConfigError: A part rejected its config (a value out of range, an unknown argument) or
@@ -51,13 +56,15 @@ def build(cfg: DictConfig) -> Components:
     datamodule = _instantiate("data", cfg.data)
     model = _instantiate("model", cfg.model)
     loggers: list[Logger] = [_instantiate("logger", c) for c in (cfg.get("logger") or {}).values()]
-    callbacks = [_instantiate("callbacks", c) for c in (cfg.get("callbacks") or {}).values()]
-    trainer = _instantiate("trainer", cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    configured = [_instantiate("callbacks", c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = _instantiate(
+        "trainer", cfg.trainer, logger=loggers or False, callbacks=[*configured, *callbacks]
+    )
     return Components(datamodule=datamodule, model=model, trainer=trainer)
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Fit, then test, the experiment described by ``cfg``.
+def run(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, float]:
+    """Fit, then test, the experiment described by ``cfg`` (``callbacks`` as in ``build``).
 
     Returns:
         The last epoch's train/val metrics, the test metrics and the number of epochs run.
@@ -65,7 +72,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     Raises:
         ConfigError: See ``build``.
     """
-    parts = build(cfg)
+    parts = build(cfg, callbacks)
     with warnings.catch_warnings():
         for message in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=message)

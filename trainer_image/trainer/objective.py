@@ -1,0 +1,67 @@
+"""One trial: sampled params -> config overrides -> Lightning fit -> the objective's values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from trainer import experiment, fit, search_space
+from trainer.errors import ConfigError
+from trainer.pruning import ResilientPruning
+from trainer.search_space import SearchSpace
+from trainer.spec import ExperimentSpec
+
+__all__ = ["TrialRunner"]
+
+
+@dataclass(frozen=True)
+class TrialRunner:
+    """Runs trials of one study in this worker.
+
+    Args:
+        spec: The study's spec.
+        study_name: Names the trial folders.
+        runs_dir: Root of ``<study>/trial-<n>/`` folders (curves, logs, tracker files).
+        threads: torch threads for this worker's share of the cores; ``None`` keeps the config's.
+    """
+
+    spec: ExperimentSpec
+    study_name: str
+    runs_dir: Path
+    threads: int | None = None
+
+    @property
+    def space(self) -> SearchSpace:
+        """The study's search space."""
+        return search_space.parse(self.spec.search_space)
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        """Train one configuration; pruning raises ``optuna.TrialPruned``.
+
+        Raises:
+            ConfigError: The fit did not log a metric the objective names.
+        """
+        space = self.space
+        values = space.suggest(trial)
+        output_dir = self.runs_dir / self.study_name / f"trial-{trial.number}"
+        overrides = [*self.spec.overrides, *space.overrides(values)]
+        overrides.append(f"paths.output_dir={search_space.hydra_value(str(output_dir))}")
+        if self.threads is not None:
+            overrides.append(f"threads={self.threads}")
+        cfg = experiment.compose(self.spec.experiment, overrides)
+        metrics_wanted = self.spec.objective.metrics
+        # Per-epoch values are reported whatever the pruner (NopPruner never prunes): the live
+        # view and the report show them. Optuna cannot report multi-objective values.
+        reports = len(metrics_wanted) == 1
+        grace = self.spec.resilience.grace_s
+        callbacks = [ResilientPruning(trial, metrics_wanted[0], grace)] if reports else []
+        metrics = fit.run(cfg, callbacks)
+        missing = [name for name in metrics_wanted if name not in metrics]
+        if missing:
+            raise ConfigError(
+                f"the run logged no `{missing[0]}` (logged: {', '.join(sorted(metrics))}); "
+                "fix `optimized_metric` in the experiment."
+            )
+        return [metrics[name] for name in metrics_wanted]

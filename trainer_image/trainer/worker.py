@@ -1,0 +1,126 @@
+"""``python -m trainer.worker --study NAME``: pull trials from a shared study until its budget.
+
+The worker knows only the storage URL and the study name; the study's spec says the rest. Any
+number of workers, as processes, containers or pods, share one study: the budget is reserved in
+Postgres (``budget``), heartbeats outlive database errors (``heartbeat``), a trial of a dead
+worker is failed and retried, and SIGTERM ends the current trial as FAIL, never RUNNING.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import optuna
+
+from trainer.budget import BudgetGate, Verdict
+from trainer.errors import HpoError
+from trainer.objective import TrialRunner
+from trainer.samplers import make_pruner, make_sampler
+from trainer.spec import SPEC_ATTR, ExperimentSpec
+from trainer.storage import open_storage, quiet_optuna, with_retries
+from trainer.trial_loop import TrialLoop, WorkerStopped
+
+log = logging.getLogger("trainer.worker")
+WAIT_POLL_S = 2.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Options; the storage URL comes from a file or the environment, never the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.worker", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument(
+        "--storage-file", type=Path, help="file holding the storage URL (else $HPO_STORAGE)"
+    )
+    parser.add_argument("--worker-id", type=int, default=int(os.environ.get("HPO_WORKER_ID", "0")))
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (this worker's share)"
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path(os.environ.get("HPO_RUNS_DIR", "hpo-runs"))
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run trials until the budget, the deadline or the failure limit; 0 unless hpo itself fails."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s worker-{args.worker_id} %(levelname)s %(message)s"
+    )
+    quiet_optuna()
+    try:
+        url = (
+            args.storage_file.read_text().strip()
+            if args.storage_file
+            else os.environ["HPO_STORAGE"]
+        )
+    except (OSError, KeyError):
+        log.error("no storage URL: pass --storage-file or set HPO_STORAGE")
+        return 2
+    try:
+        return _work(args, url)
+    except HpoError as e:
+        log.error("%s", e)
+        return 2
+
+
+def _work(args: argparse.Namespace, url: str) -> int:
+    probe = open_storage(url, args.study)
+    study_id = probe.get_study_id_from_name(args.study)
+    attrs = probe.get_study_user_attrs(study_id)
+    spec = ExperimentSpec.from_json(attrs[SPEC_ATTR])
+    resilience = spec.resilience
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
+    storage = open_storage(
+        url,
+        args.study,
+        heartbeat_s=resilience.heartbeat_s,
+        grace_s=resilience.grace_s,
+        stale_callback=retry,
+    )
+    study = optuna.load_study(
+        study_name=args.study,
+        storage=storage,
+        sampler=make_sampler(spec, args.worker_id),
+        pruner=make_pruner(spec),
+    )
+    deadline = (
+        None
+        if spec.budget.timeout_s is None
+        else float(attrs["hpo.started_at"]) + spec.budget.timeout_s
+    )
+    gate = BudgetGate(storage.engine, study_id, spec.budget.trials, resilience.max_failed, deadline)
+    runner = TrialRunner(spec, args.study, args.runs_dir, args.threads)
+    loop = TrialLoop(study, storage, study_id, runner, args.worker_id, retry)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while True:
+            with_retries(lambda: optuna.storages.fail_stale_trials(study), resilience.grace_s)
+            reserved = with_retries(lambda: gate.reserve(study), resilience.grace_s)
+            if reserved is Verdict.WAIT:
+                time.sleep(WAIT_POLL_S)
+                continue
+            if isinstance(reserved, Verdict):
+                log.info("stopping: %s", reserved.value)
+                return 0
+            loop.run_one(reserved)
+    except WorkerStopped:
+        log.info("stopping: SIGTERM")
+        return 0
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise WorkerStopped
+
+
+if __name__ == "__main__":
+    sys.exit(main())
