@@ -34,6 +34,8 @@ CONTAINER_PORT = 5432
 PREFERRED_PORT = 5432  # on the host; another free one is taken when it is busy
 DATA_DIR = "/var/lib/postgresql/data"
 PASSWORD_FILE = "/etc/hpo-postgres-password"
+# Postgres' default of 100 holds ~30 workers (3 connections each); this holds ~60.
+MAX_CONNECTIONS = 200
 _SECOND_NS = 1_000_000_000
 _LOG_TAIL = 20
 
@@ -139,6 +141,7 @@ class ManagedPostgres:
         with translated(f"creating {self.instance.postgres_container}"):
             container = self.client.containers.create(
                 image,
+                command=["postgres", "-c", f"max_connections={MAX_CONNECTIONS}"],
                 name=self.instance.postgres_container,
                 hostname=self.instance.postgres_container,
                 environment={

@@ -1,0 +1,89 @@
+"""The backend contract: three verbs and logs, and one mapping from exit codes to states."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Backend", "WorkerHandle", "WorkerSpec", "WorkerState", "state_from_exit"]
+
+
+class WorkerState(enum.StrEnum):
+    """Where a worker is in its life."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the worker has ended, one way or another."""
+        return self in (WorkerState.SUCCEEDED, WorkerState.FAILED, WorkerState.STOPPED)
+
+
+def state_from_exit(code: int | None, stopped: bool) -> WorkerState:
+    """A worker's state from its exit code (``None``: still running) and whether hpo stopped it."""
+    if code is None:
+        return WorkerState.RUNNING
+    if stopped:
+        return WorkerState.STOPPED
+    return WorkerState.SUCCEEDED if code == 0 else WorkerState.FAILED
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker is told. The storage URL holds a password: never in ``repr`` or logs."""
+
+    study: str
+    worker_id: int
+    storage_url: str = field(repr=False)
+    runs_dir: Path
+    threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        """``hpo-<study>-w<k>``: the worker's process or container name."""
+        return f"hpo-{self.study}-w{self.worker_id}"
+
+    @property
+    def log_path(self) -> Path:
+        """Where the worker's output is kept."""
+        return self.runs_dir / self.study / f"worker-{self.worker_id}.log"
+
+
+@dataclass(frozen=True)
+class WorkerHandle:
+    """A started worker, as its backend knows it."""
+
+    id: str
+    name: str
+    backend: str
+
+    def __repr__(self) -> str:
+        return f"<WorkerHandle {self.backend}:{self.id[:12]}>"
+
+
+class Backend(Protocol):
+    """Runs workers somewhere: local processes, containers, pods."""
+
+    name: str
+
+    def start(self, spec: WorkerSpec) -> WorkerHandle:
+        """Start one worker; it runs ``python -m trainer.worker`` for ``spec.study``."""
+        ...
+
+    def poll(self, handle: WorkerHandle) -> WorkerState:
+        """The worker's state now (asked afresh each time)."""
+        ...
+
+    def stop(self, handle: WorkerHandle, timeout_s: float = 10.0) -> None:
+        """SIGTERM, then kill after ``timeout_s``; a worker already gone is not an error."""
+        ...
+
+    def logs(self, handle: WorkerHandle, tail: int = 200) -> str:
+        """The last ``tail`` lines the worker printed."""
+        ...

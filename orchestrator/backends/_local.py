@@ -1,0 +1,77 @@
+"""Workers as local processes: the trainer extra installed on this host, no containers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+
+from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
+
+__all__ = ["LocalBackend"]
+
+
+class LocalBackend:
+    """``python -m trainer.worker`` in a new process session per worker.
+
+    The storage URL reaches the worker in its environment (readable only by this user, who
+    already holds the password file); each process gets its own session, so a Ctrl-C in the
+    terminal reaches the launcher alone and the launcher stops the workers in order.
+    """
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._specs: dict[str, WorkerSpec] = {}
+        self._stopped: set[str] = set()
+
+    def start(self, spec: WorkerSpec) -> WorkerHandle:
+        """Start one worker process; its output goes to ``spec.log_path``."""
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "trainer.worker", "--study", spec.study]
+        command += ["--worker-id", str(spec.worker_id), "--runs-dir", str(spec.runs_dir)]
+        environment = {**os.environ, "HPO_STORAGE": spec.storage_url, "PYTHONUNBUFFERED": "1"}
+        if spec.threads is not None:
+            command += ["--threads", str(spec.threads)]
+            environment["OMP_NUM_THREADS"] = str(spec.threads)
+        with spec.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=environment,
+                start_new_session=True,
+            )
+        handle = WorkerHandle(id=str(process.pid), name=spec.name, backend=self.name)
+        self._processes[handle.id] = process
+        self._specs[handle.id] = spec
+        return handle
+
+    def poll(self, handle: WorkerHandle) -> WorkerState:
+        """Running, or how it ended."""
+        return state_from_exit(self._processes[handle.id].poll(), handle.id in self._stopped)
+
+    def stop(self, handle: WorkerHandle, timeout_s: float = 10.0) -> None:
+        """SIGTERM (the worker fails its current trial and leaves), then SIGKILL."""
+        process = self._processes[handle.id]
+        if process.poll() is not None:
+            return
+        self._stopped.add(handle.id)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def logs(self, handle: WorkerHandle, tail: int = 200) -> str:
+        """The end of the worker's log file."""
+        path = self._specs[handle.id].log_path
+        if not path.exists():
+            return ""
+        with path.open(errors="replace") as f:
+            return "".join(deque(f, maxlen=tail))

@@ -1,0 +1,181 @@
+"""``hpo launch``: create or resume a study and run it to its budget with N workers."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from trainer.spec import Budget, Resilience
+from trainer.storage import check_study_name
+
+from orchestrator import launch as launcher
+from orchestrator import study as studies
+from orchestrator.backends import LocalBackend
+from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.console import guard, stderr, stdout
+from orchestrator.errors import ConfigError
+from orchestrator.summary import print_summary
+
+SEARCH, WORKERS, RESILIENCE = "Search", "Workers", "Resilience"
+
+
+class BackendName(enum.StrEnum):
+    """Where workers run."""
+
+    local = "local"
+
+
+class SamplerName(enum.StrEnum):
+    """Optuna samplers; TPE runs with constant_liar and multivariate."""
+
+    tpe = "tpe"
+    random = "random"
+    cmaes = "cmaes"
+    qmc = "qmc"
+
+
+class PrunerName(enum.StrEnum):
+    """Optuna pruners, fed the monitored metric each epoch."""
+
+    median = "median"
+    hyperband = "hyperband"
+    none = "none"
+
+
+def launch(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Hydra overrides for every trial, e.g. trainer.max_epochs=10."),
+    ] = None,
+    *,
+    experiment: Annotated[
+        str, typer.Option(help="Experiment in conf/experiment.", rich_help_panel=SEARCH)
+    ] = "digits_mlp",
+    trials: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Study-wide budget of COMPLETE + PRUNED trials.", rich_help_panel=SEARCH
+        ),
+    ] = 20,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            help="Study name (default: <experiment>-<time>); an existing one is resumed.",
+            rich_help_panel=SEARCH,
+        ),
+    ] = None,
+    sampler: Annotated[
+        SamplerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)
+    ] = SamplerName.tpe,
+    pruner: Annotated[
+        PrunerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)
+    ] = PrunerName.median,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Sampler seed (worker k uses seed + k).", rich_help_panel=SEARCH),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Seconds after the study's start when no new trial starts.",
+            rich_help_panel=SEARCH,
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Parallel workers (more than 4 x cores needs --force).",
+            rich_help_panel=WORKERS,
+        ),
+    ] = 2,
+    backend: Annotated[
+        BackendName,
+        typer.Option(case_sensitive=False, help="Where workers run.", rich_help_panel=WORKERS),
+    ] = BackendName.local,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False, rich_help_panel=WORKERS
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Run folders: <runs-dir>/<study>/trial-<n>, worker logs.", rich_help_panel=WORKERS
+        ),
+    ] = Path("hpo-runs"),
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Seconds between a trial's heartbeats.", rich_help_panel=RESILIENCE
+        ),
+    ] = 10,
+    grace: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="Seconds without heartbeat before a trial is failed (>= 2 x heartbeat).",
+            rich_help_panel=RESILIENCE,
+        ),
+    ] = 30,
+    max_retry: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Retries of a failed trial, same params.", rich_help_panel=RESILIENCE
+        ),
+    ] = 1,
+    max_failed: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Stop once more trials than this have failed.", rich_help_panel=RESILIENCE
+        ),
+    ] = 10,
+    force: Annotated[
+        bool, typer.Option(help="Resume a study whose spec changed; allow many workers.")
+    ] = False,
+) -> None:
+    """Create (or resume) a study and run it to its budget with N parallel workers."""
+    name = guard(check_study_name, study or f"{experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    guard(_check_workers, workers, force)
+    budget = guard(Budget, trials, timeout)
+    resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
+    spec = guard(
+        studies.build_spec,
+        experiment,
+        overrides or [],
+        budget=budget,
+        sampler=sampler.value,
+        pruner=pruner.value,
+        seed=seed,
+        resilience=resilience,
+    )
+    url = guard(resolve_storage, storage, start=True)
+    guard(studies.check_connections, url, name, workers)
+    guard(studies.create_or_resume, url, name, spec, force=force)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    plan = launcher.LaunchPlan(name, url, workers, runs_dir.resolve(), threads)
+    where = f"logs in {runs_dir / name}"
+    stdout.print(
+        f"study {name}: {workers} {backend} workers, budget {trials}, {where}", soft_wrap=True
+    )
+    try:
+        final = guard(launcher.run, plan, spec, LocalBackend(), stdout)
+    except KeyboardInterrupt:
+        stderr.print(
+            "stopped: the workers' current trials are marked FAIL; the same command resumes."
+        )
+        raise typer.Abort() from None
+    raise typer.Exit(code=print_summary(final, launcher.failed_workers(final), max_failed))
+
+
+def _check_workers(workers: int, force: bool) -> None:
+    limit = 4 * (os.cpu_count() or 1)
+    if workers > limit and not force:
+        rule = f"is more than 4 x cores ({limit}); pass `--force` if you mean it"
+        raise ConfigError(f"`--workers` {workers} {rule}.")

@@ -1,0 +1,122 @@
+"""Run a study to its budget with N workers: start, watch, reap, stop, summarise.
+
+Written once for every backend. While workers run, the launcher itself fails stale trials:
+Optuna reaps them only when some worker starts its next trial, so the trial of the last worker to
+die would otherwise stay RUNNING for ever.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.live import Live
+from trainer.spec import ExperimentSpec
+from trainer.storage import open_storage, with_retries
+
+from orchestrator.backends import Backend, WorkerHandle, WorkerSpec, WorkerState
+from orchestrator.progress import Snapshot, render, take_snapshot
+
+__all__ = ["LaunchPlan", "run"]
+
+POLL_S = 1.0
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How one launch runs its workers."""
+
+    study: str
+    storage_url: str = field(repr=False)
+    workers: int
+    runs_dir: Path
+    threads: int | None = None
+    stop_timeout_s: float = 30.0
+
+
+def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Console) -> Snapshot:
+    """Start the workers, show progress until they end, and return the final state.
+
+    Database outages up to the grace period are ridden out. Ctrl-C stops every worker (SIGTERM,
+    then kill after ``stop_timeout_s``) and re-raises.
+    """
+    storage = _reaping_storage(plan, spec)
+    study = optuna.load_study(study_name=plan.study, storage=storage)
+    grace = spec.resilience.grace_s
+    started = time.monotonic()
+    done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    handles: dict[int, WorkerHandle] = {}
+    states: dict[int, WorkerState] = {}
+
+    def refresh() -> Snapshot:
+        return with_retries(
+            lambda: _reap_and_read(study, spec, states, started, done_before), grace
+        )
+
+    try:
+        for worker in range(plan.workers):
+            spec_k = WorkerSpec(plan.study, worker, plan.storage_url, plan.runs_dir, plan.threads)
+            handles[worker] = backend.start(spec_k)
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while True:
+                states.update({k: backend.poll(h) for k, h in handles.items()})
+                live.update(render(refresh()))
+                if all(state.finished for state in states.values()):
+                    break
+                time.sleep(POLL_S)
+        with_retries(lambda: _reap_orphans(study, spec), grace)
+        return refresh()
+    finally:
+        for handle in handles.values():
+            if not backend.poll(handle).finished:
+                backend.stop(handle, plan.stop_timeout_s)
+        storage.engine.dispose()
+
+
+def _reap_and_read(
+    study: optuna.Study,
+    spec: ExperimentSpec,
+    states: dict[int, WorkerState],
+    started: float,
+    done_before: int,
+) -> Snapshot:
+    """Fail stale trials (retrying them), then read the study for the view."""
+    optuna.storages.fail_stale_trials(study)
+    return take_snapshot(study, spec.budget.trials, states, started, done_before)
+
+
+def failed_workers(snapshot: Snapshot) -> list[int]:
+    """Workers that exited with an error."""
+    return [k for k, state in snapshot.workers.items() if state is WorkerState.FAILED]
+
+
+def _reaping_storage(plan: LaunchPlan, spec: ExperimentSpec) -> RDBStorage:
+    """A storage that knows the heartbeat settings, so that the launcher can reap."""
+    resilience = spec.resilience
+    storage = open_storage(
+        plan.storage_url,
+        plan.study,
+        heartbeat_s=resilience.heartbeat_s,
+        grace_s=resilience.grace_s,
+        stale_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=resilience.max_retry
+        ),
+    )
+    return storage
+
+
+def _reap_orphans(study: optuna.Study, spec: ExperimentSpec) -> None:
+    """No worker is left: wait out the grace period of any RUNNING trial, then fail it."""
+    deadline = time.monotonic() + spec.resilience.grace_s + spec.resilience.heartbeat_s
+    while (
+        study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        and time.monotonic() < deadline
+    ):
+        time.sleep(POLL_S)
+        optuna.storages.fail_stale_trials(study)

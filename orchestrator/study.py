@@ -1,0 +1,137 @@
+"""Create or resume a self-describing study; read studies back for the CLI.
+
+Only this module (with ``trainer.storage``) talks to Optuna's storage on the host, so database
+errors are translated in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from optuna.exceptions import DuplicatedStudyError
+from optuna.storages import RDBStorage
+from sqlalchemy import text
+from trainer import experiment, search_space
+from trainer.spec import SPEC_ATTR, Budget, ExperimentSpec, Objective, Resilience
+from trainer.storage import CONNECTIONS_PER_WORKER, open_storage, where
+
+from orchestrator import __version__
+from orchestrator.errors import ConfigError
+
+__all__ = ["build_spec", "check_connections", "create_or_resume"]
+
+STARTED_ATTR = "hpo.started_at"
+# Budget and version may change on resume (that is how a study is extended).
+RESUMABLE_CHANGES = ("budget", "hpo_version")
+LAUNCHER_CONNECTIONS = 4
+RESERVED_CONNECTIONS = 3  # Postgres keeps these for superusers
+
+
+def build_spec(
+    name: str,
+    overrides: Sequence[str],
+    *,
+    budget: Budget,
+    sampler: str,
+    pruner: str,
+    seed: int | None,
+    resilience: Resilience,
+) -> ExperimentSpec:
+    """Compose the experiment, validate its search space, and check one sample composes.
+
+    Raises:
+        ConfigError: Bad experiment, override, search space or option; nothing was written yet.
+    """
+    cfg = experiment.compose(name, overrides)
+    if cfg.get("search_space") is None:
+        raise ConfigError(f"experiment `{name}` has no `search_space`; set `search_space: <name>`.")
+    raw_space = OmegaConf.to_container(cfg.search_space, resolve=True)
+    space = search_space.parse(raw_space)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    experiment.compose(name, [*overrides, *space.overrides(space.suggest(probe))])
+    return ExperimentSpec(
+        experiment=name,
+        overrides=tuple(overrides),
+        config=OmegaConf.to_container(cfg, resolve=False),  # type: ignore[arg-type]
+        search_space=raw_space,  # type: ignore[arg-type]
+        objective=_objective(cfg),
+        budget=budget,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        resilience=resilience,
+        hpo_version=__version__,
+    )
+
+
+def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> None:
+    """Create the study with ``spec`` in its user attrs, or resume it if its spec matches.
+
+    Raises:
+        ConfigError: The study exists with another spec (the message lists what changed).
+        StorageError: The database cannot be reached.
+    """
+    storage = open_storage(url, study_name)
+    try:
+        _create_or_resume(storage, study_name, spec, force=force)
+    finally:
+        storage.engine.dispose()
+
+
+def _create_or_resume(
+    storage: RDBStorage, study_name: str, spec: ExperimentSpec, *, force: bool
+) -> None:
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, directions=list(spec.objective.directions)
+        )
+        study.set_user_attr(STARTED_ATTR, time.time())
+        study.set_user_attr(SPEC_ATTR, spec.to_json())
+        return
+    except DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if stored is None:
+        hint = "choose another `--study`"
+        raise ConfigError(f"study `{study_name}` was not made by hpo (no `{SPEC_ATTR}`); {hint}.")
+    changes = ExperimentSpec.from_json(stored).differences(spec, ignore=RESUMABLE_CHANGES)
+    if changes and not force:
+        hint = "pass `--force` to resume it anyway, or choose another `--study`"
+        listed = "\n".join(changes)
+        raise ConfigError(f"study `{study_name}` exists with another spec; {hint}:\n{listed}")
+    study.set_user_attr(SPEC_ATTR, spec.to_json())
+
+
+def check_connections(url: str, study_name: str, workers: int) -> None:
+    """Refuse, before starting anything, a worker count the server cannot hold.
+
+    Raises:
+        ConfigError: ``max_connections`` is too small; the message gives both numbers.
+    """
+    storage = open_storage(url, study_name)
+    try:
+        with storage.engine.connect() as connection:
+            limit = int(connection.execute(text("SHOW max_connections")).scalar_one())
+    finally:
+        storage.engine.dispose()
+    needed = workers * CONNECTIONS_PER_WORKER + LAUNCHER_CONNECTIONS
+    if needed > limit - RESERVED_CONNECTIONS:
+        allowed = limit - RESERVED_CONNECTIONS
+        raise ConfigError(
+            f"{workers} workers need about {needed} database connections, but {where(url)} "
+            f"allows {allowed}: lower `--workers` or raise the server's max_connections."
+        )
+
+
+def _objective(cfg: DictConfig) -> Objective:
+    """``optimized_metric``/``direction``: one of each, or lists for a multi-objective study."""
+    return Objective(_as_tuple(cfg.optimized_metric), _as_tuple(cfg.direction))
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A list from YAML, or one value, as a tuple (``Objective`` checks each item)."""
+    return tuple(value) if isinstance(value, ListConfig | list) else (value,)

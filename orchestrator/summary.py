@@ -1,0 +1,32 @@
+"""The end of a launch: counts, the best trial, and the exit code that goes with them."""
+
+from __future__ import annotations
+
+from orchestrator.console import stdout
+from orchestrator.progress import Snapshot
+
+__all__ = ["print_summary"]
+
+
+def print_summary(final: Snapshot, failed_workers: list[int], max_failed: int) -> int:
+    """Print what the study reached; return 0 if a trial completed and no worker failed, else 1."""
+    counts = final.counts
+    if counts.failed > max_failed:
+        stdout.print(
+            f"[red]stopped: {counts.failed} trials failed, more than --max-failed {max_failed}[/]"
+            " (`hpo status` shows why)"
+        )
+    stdout.print(
+        f"\n[bold]{final.study}[/]: {counts.finished}/{final.budget} finished "
+        f"({counts.complete} complete, {counts.pruned} pruned), {counts.failed} failed, "
+        f"{counts.running} running"
+    )
+    if final.best is not None:
+        stdout.print(
+            f"best value {final.best.value:.4f} (trial {final.best.number}): {final.best.params}",
+            soft_wrap=True,
+        )
+    if failed_workers:
+        names = ", ".join(f"w{k}" for k in failed_workers)
+        stdout.print(f"[red]workers that failed: {names}[/] (see their logs)")
+    return 0 if counts.complete > 0 and not failed_workers else 1
