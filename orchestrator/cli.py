@@ -11,9 +11,11 @@ from typing import Annotated
 import typer
 from omegaconf import OmegaConf
 from trainer import experiment
+from trainer.storage import quiet_optuna
 
 from orchestrator import __version__
-from orchestrator.commands import db, image
+from orchestrator.commands import db, image, studies
+from orchestrator.commands.launch import launch
 from orchestrator.console import guard, stdout
 
 EPILOG = (
@@ -31,6 +33,9 @@ app = typer.Typer(
 )
 app.add_typer(image.app, name="image")
 app.add_typer(db.app, name="db")
+app.command()(launch)
+for command in (studies.studies, studies.status, studies.best, studies.delete):
+    app.command()(command)
 
 
 @app.command()
@@ -65,4 +70,5 @@ def version() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    quiet_optuna()
     app()

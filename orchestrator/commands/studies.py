@@ -1,0 +1,94 @@
+"""``hpo studies``, ``hpo status``, ``hpo best``, ``hpo delete``: look at and tidy studies."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from optuna.trial import TrialState
+from rich.table import Table
+
+from orchestrator import reading
+from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.console import guard, stdout
+
+Storage = Annotated[
+    str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
+]
+StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
+
+
+def studies(storage: Storage = None) -> None:
+    """List the studies with their progress and best value."""
+    url = guard(resolve_storage, storage, start=False)
+    table = Table("study", "finished", "best", "directions", box=None, header_style="dim")
+    for row in guard(reading.rows, url):
+        budget = f"/{row.budget}" if row.budget is not None else ""
+        best = "-" if row.best is None else f"{row.best:.4f}"
+        table.add_row(row.name, f"{row.finished}{budget}", best, ", ".join(row.directions))
+    stdout.print(table)
+
+
+def status(name: StudyName, storage: Storage = None) -> None:
+    """Show a study's trials by state, its running trials and its latest failures."""
+    url = guard(resolve_storage, storage, start=False)
+    loaded = guard(reading.load, url, name)
+    trials, spec = loaded.trials, loaded.spec
+    counts = {state: sum(t.state is state for t in trials) for state in TrialState}
+    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    stdout.print(f"[bold]{name}[/]: {finished}/{spec.budget.trials} finished ({spec.experiment})")
+    stdout.print("  ".join(f"{state.name.lower()} {n}" for state, n in counts.items() if n))
+    for trial in trials:
+        if trial.state is TrialState.RUNNING:
+            epoch = max(trial.intermediate_values, default=None)
+            stdout.print(
+                f"running: trial {trial.number} on w{trial.user_attrs.get('worker')}, epoch {epoch}"
+            )
+    for trial in [t for t in trials if t.state is TrialState.FAIL][-5:]:
+        reason = trial.user_attrs.get("fail_reason", "heartbeat lost (worker died?)")
+        stdout.print(f"failed: trial {trial.number}: {reason}", markup=False, soft_wrap=True)
+
+
+def best(
+    name: StudyName,
+    storage: Storage = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> None:
+    """Show the best trial (the Pareto front when several objectives) and how to retrain it."""
+    url = guard(resolve_storage, storage, start=False)
+    loaded = guard(reading.load, url, name)
+    found = [
+        {
+            "number": t.number,
+            "values": t.values,
+            "params": t.params,
+            "command": reading.retrain_command(loaded.spec, t.params),
+        }
+        for t in loaded.best
+    ]
+    if as_json:
+        stdout.print(json.dumps({"study": name, "best": found}), markup=False, soft_wrap=True)
+        return
+    if not found:
+        stdout.print(f"{name}: no completed trial yet")
+    for entry in found:
+        stdout.print(
+            f"trial {entry['number']}: {entry['values']} {entry['params']}",
+            markup=False,
+            soft_wrap=True,
+        )
+        stdout.print(f"  retrain: {entry['command']}", markup=False, soft_wrap=True)
+
+
+def delete(
+    name: StudyName,
+    storage: Storage = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete a study and all its trials from the database (run folders are kept)."""
+    url = guard(resolve_storage, storage, start=False)
+    if not yes:
+        typer.confirm(f"Delete study {name} and all its trials?", abort=True)
+    guard(reading.delete, url, name)
+    stdout.print(f"deleted {name}")

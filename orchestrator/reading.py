@@ -1,0 +1,135 @@
+"""Read studies back: summaries for ``hpo studies``, one study for ``status`` and ``best``.
+
+Each function opens the storage, reads, and closes it again: the CLI holds no connection.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from trainer import search_space
+from trainer.spec import SPEC_ATTR, ExperimentSpec
+from trainer.storage import open_storage, where
+
+from orchestrator.errors import ConfigError
+
+__all__ = [
+    "Loaded",
+    "StudyRow",
+    "best_trials",
+    "delete",
+    "load",
+    "retrain_command",
+    "rows",
+    "spec_of",
+]
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One line of ``hpo studies``."""
+
+    name: str
+    finished: int
+    budget: int | None
+    best: float | None
+    directions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A study read in full: its spec, trials and best trial(s)."""
+
+    spec: ExperimentSpec
+    trials: list[FrozenTrial]
+    best: list[FrozenTrial]  # one, or the Pareto front; empty before any completed trial
+
+
+def load(url: str, name: str) -> Loaded:
+    """Read a study, closing the storage again.
+
+    Raises:
+        ConfigError: No such study there, or one not made by hpo.
+    """
+    storage = open_storage(url, name)
+    try:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            raise ConfigError(
+                f"no study `{name}` at {where(url)}; `hpo studies` lists them."
+            ) from None
+        return Loaded(spec_of(study), study.get_trials(), best_trials(study))
+    finally:
+        storage.engine.dispose()
+
+
+def rows(url: str) -> list[StudyRow]:
+    """Every study at ``url`` with its progress and best value."""
+    storage = open_storage(url, "cli")
+    try:
+        summaries = optuna.get_all_study_summaries(storage, include_best_trial=True)
+        return [_row(storage, summary) for summary in summaries]
+    finally:
+        storage.engine.dispose()
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial, or the Pareto front of a multi-objective study; empty before any result."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return []
+    return list(study.best_trials) if len(study.directions) > 1 else [study.best_trial]
+
+
+def spec_of(study: optuna.Study) -> ExperimentSpec:
+    """The study's spec.
+
+    Raises:
+        ConfigError: The study was not made by hpo.
+    """
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if stored is None:
+        raise ConfigError(f"study `{study.study_name}` was not made by hpo (no `{SPEC_ATTR}`).")
+    return ExperimentSpec.from_json(stored)
+
+
+def retrain_command(spec: ExperimentSpec, params: dict[str, Any]) -> str:
+    """The one command that trains a trial's configuration again."""
+    space = search_space.parse(spec.search_space)
+    overrides = [*spec.overrides, *space.overrides(params)]
+    arguments = ["python", "-m", "trainer.train", f"experiment={spec.experiment}", *overrides]
+    return shlex.join(arguments)
+
+
+def delete(url: str, name: str) -> None:
+    """Delete a study and every trial of it.
+
+    Raises:
+        ConfigError: No such study.
+    """
+    storage = open_storage(url, name)
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ConfigError(f"no study `{name}` at {where(url)}; `hpo studies` lists them.") from None
+    finally:
+        storage.engine.dispose()
+
+
+def _row(storage: optuna.storages.RDBStorage, summary: optuna.study.StudySummary) -> StudyRow:
+    study_id = storage.get_study_id_from_name(summary.study_name)
+    finished = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        for t in storage.get_all_trials(study_id, deepcopy=False)
+    )
+    stored = summary.user_attrs.get(SPEC_ATTR)
+    budget = ExperimentSpec.from_json(stored).budget.trials if stored else None
+    single = len(summary.directions) == 1 and summary.best_trial is not None
+    best = summary.best_trial.value if single and summary.best_trial else None
+    directions = tuple(d.name.lower() for d in summary.directions)
+    return StudyRow(summary.study_name, finished, budget, best, directions)
