@@ -1,0 +1,258 @@
+"""`hpo launch --backend local` against a real Postgres from `hpo db up` (a throw-away instance)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import optuna
+import pytest
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+from trainer.budget import BudgetGate, Verdict
+from trainer.spec import Budget, Resilience
+from trainer.storage import open_storage
+
+from orchestrator import engine
+from orchestrator.database import ManagedPostgres
+from orchestrator.settings import Instance
+from orchestrator.study import build_spec, create_or_resume
+from tests.integration.conftest import remove_instance
+
+pytestmark = pytest.mark.integration
+HPO = str(Path(sys.executable).parent / "hpo")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    password: str
+    container: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    trials: list[FrozenTrial]
+    user_attrs: dict[str, object]
+
+    def count(self, *states: TrialState) -> int:
+        return sum(t.state in states for t in self.trials)
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One managed Postgres for this module, under its own instance name and config folder."""
+    instance = Instance(f"hpo-test-{uuid.uuid4().hex[:8]}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPO_INSTANCE", instance.name)
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        subprocess.run([HPO, "db", "up"], check=True, capture_output=True, timeout=600)
+        client = engine.connect()
+        url = ManagedPostgres(client, instance).url(reveal=True)
+        client.close()
+        yield Database(url, url.split(":")[2].split("@")[0], instance.postgres_container)
+        remove_instance(instance)
+
+
+def _read(database: Database, name: str) -> Snapshot:
+    """Everything about a study, read through a storage that is closed afterwards."""
+    storage = open_storage(database.url, name)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        return Snapshot(study.get_trials(), dict(study.user_attrs))
+    finally:
+        storage.engine.dispose()
+
+
+def _launch(name: str, runs: Path, *args: str) -> list[str]:
+    return [HPO, "launch", "--study", name, "--runs-dir", str(runs), "--seed", "1", *args]
+
+
+def test_exact_budget_resume_pruning_and_no_password_anywhere(
+    database: Database, tmp_path: Path
+) -> None:
+    outputs = []
+    for budget in (12, 16, 20):
+        command = _launch("exact", tmp_path, "--workers", "2", "--trials", str(budget))
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        outputs.append(result.stdout + result.stderr)
+        snapshot = _read(database, "exact")
+        assert snapshot.count(*FINISHED) == budget
+        assert snapshot.count(TrialState.RUNNING) == 0
+
+    finished = [t for t in snapshot.trials if t.state in FINISHED]
+    assert {t.user_attrs["worker"] for t in finished} == {0, 1}
+    assert all(t.params and t.intermediate_values for t in finished)
+    assert snapshot.count(TrialState.PRUNED) >= 1
+    complete = [t.value for t in finished if t.state is TrialState.COMPLETE]
+    assert max(v for v in complete if v is not None) >= 0.97
+
+    # The password is a unique random string: a canary for every place it must not reach.
+    logs = [p.read_text() for p in (tmp_path / "exact").glob("worker-*.log")]
+    trial_attrs = [(t.user_attrs, t.system_attrs) for t in snapshot.trials]
+    attrs = json.dumps([snapshot.user_attrs, trial_attrs], default=str)
+    for text in [*outputs, *logs, attrs]:
+        assert database.password not in text
+
+
+def test_sigkill_of_a_worker_fails_and_retries_its_trial(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "1")
+    command += ["--grace", "3", "--pruner", "none", "trainer.max_epochs=60"]
+    with _running(command) as launch:
+        victim = _wait_for_running_trial(database, "killed", worker=0)
+        pattern = "trainer.worker --study killed --worker-id 0"
+        pids = subprocess.run(
+            ["pgrep", "-f", pattern], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(pids) == 1
+        os.kill(int(pids[0]), signal.SIGKILL)
+        output, _ = launch.communicate(timeout=600)
+
+    snapshot = _read(database, "killed")
+    killed = next(t for t in snapshot.trials if t.number == victim)
+    assert killed.state is TrialState.FAIL
+    retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    retries = [t for t in snapshot.trials if retried(t) == victim]
+    assert len(retries) == 1
+    assert retries[0].params == killed.params
+    assert snapshot.count(*FINISHED) == 6
+    assert snapshot.count(TrialState.RUNNING) == 0
+    assert launch.returncode == 1, output  # a worker died: the launch says so
+
+
+@contextmanager
+def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """A launch in the background; interrupted (Ctrl-C) and reaped if the test fails first."""
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield launch
+    finally:
+        if launch.poll() is None:
+            launch.send_signal(signal.SIGINT)
+            launch.communicate(timeout=120)
+
+
+def _wait_for_running_trial(database: Database, name: str, worker: int) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            snapshot = _read(database, name)
+        except KeyError:  # the study is not created yet
+            time.sleep(0.5)
+            continue
+        for trial in snapshot.trials:
+            running = trial.state is TrialState.RUNNING and trial.intermediate_values
+            if running and trial.user_attrs.get("worker") == worker:
+                return trial.number
+        time.sleep(0.2)
+    raise AssertionError(f"worker {worker} never ran a trial")
+
+
+def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
+    command = _launch("restarted", tmp_path, "--workers", "2", "--trials", "8", "--pruner", "none")
+    command += ["trainer.max_epochs=30"]
+    with _running(command) as launch:
+        _wait_for_running_trial(database, "restarted", worker=0)
+        client = docker.from_env()
+        client.containers.get(database.container).restart(timeout=5)
+        client.close()
+        output, _ = launch.communicate(timeout=600)
+    assert launch.returncode == 0, output
+    snapshot = _read(database, "restarted")
+    assert snapshot.count(TrialState.COMPLETE) == 8
+    assert snapshot.count(TrialState.RUNNING, TrialState.FAIL) == 0
+
+
+def test_budget_race_eight_workers_exactly_ten(database: Database) -> None:
+    """The budget gate itself, with an instant objective: 8 workers, budget 10, 20 times."""
+    for attempt in range(20):
+        name = f"race-{attempt}"
+        spec = build_spec(
+            "digits_mlp",
+            [],
+            budget=Budget(10),
+            sampler="random",
+            pruner="none",
+            seed=attempt,
+            resilience=Resilience(),
+        )
+        create_or_resume(database.url, name, spec, force=False)
+        workers = [
+            threading.Thread(target=_instant_worker, args=(database.url, name)) for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        snapshot = _read(database, name)
+        assert snapshot.count(TrialState.COMPLETE) == 10, attempt
+        assert len(snapshot.trials) == 10, attempt
+
+
+def _instant_worker(url: str, name: str) -> None:
+    storage = open_storage(url, name)
+    try:
+        _pull_until_done(storage, name)
+    finally:
+        storage.engine.dispose()
+
+
+def _pull_until_done(storage: RDBStorage, name: str) -> None:
+    sampler = optuna.samplers.RandomSampler()
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    gate = BudgetGate(storage.engine, storage.get_study_id_from_name(name), 10, 10, None)
+    while True:
+        reserved = gate.reserve(study)
+        if reserved is Verdict.WAIT:
+            time.sleep(0.01)
+            continue
+        if isinstance(reserved, Verdict):
+            return
+        study.tell(reserved, reserved.suggest_float("x", 0.0, 1.0))
+
+
+def test_persistent_crash_is_retried_then_the_launch_stops(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("crashing", tmp_path, "--workers", "2", "--trials", "6", "--max-retry", "1")
+    command += ["--max-failed", "3", "--pruner", "none"]
+    command += ["model._target_=tests.integration.faults.CrashingMLP"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "more than --max-failed 3" in result.stdout
+    snapshot = _read(database, "crashing")
+    assert snapshot.count(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) == 0
+    assert snapshot.count(TrialState.FAIL) > 3
+    retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    originals = [t for t in snapshot.trials if retried(t) is None]
+    for original in originals:
+        tries = [t for t in snapshot.trials if t is original or retried(t) == original.number]
+        assert len(tries) <= 2  # max_retry + 1
+    assert all("injected crash" in t.user_attrs["fail_reason"] for t in snapshot.trials)
+
+
+def test_too_many_workers_for_the_server_are_refused_before_anything(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("crowded", tmp_path, "--workers", "80", "--force", "--trials", "5")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "database connections" in result.stderr
+    with pytest.raises(KeyError):
+        _read(database, "crowded")
+    assert not (tmp_path / "crowded").exists()

@@ -1,0 +1,151 @@
+"""The study core without services: spec, budget verdicts, worker states, CLI validation, view."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from rich.console import Console
+from trainer.budget import BudgetGate, Counts, Verdict
+from trainer.errors import ConfigError
+from trainer.spec import Budget, ExperimentSpec, Resilience
+from typer.testing import CliRunner
+
+from orchestrator.backends import WorkerState, state_from_exit
+from orchestrator.cli import app
+from orchestrator.progress import render, take_snapshot
+from orchestrator.study import build_spec
+
+
+def _spec(**changes: object) -> ExperimentSpec:
+    fields: dict[str, object] = {
+        "budget": Budget(12),
+        "sampler": "tpe",
+        "pruner": "median",
+        "seed": 1,
+        "resilience": Resilience(),
+    }
+    fields.update(changes)
+    return build_spec("digits_mlp", ["trainer.max_epochs=5"], **fields)  # type: ignore[arg-type]
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = _spec()
+    assert ExperimentSpec.from_json(spec.to_json()) == spec
+    assert spec.objective.metrics == ("val_acc",)
+    assert spec.objective.directions == ("maximize",)
+    assert spec.config["trainer"]["max_epochs"] == 5
+
+
+def test_spec_differences_name_each_changed_field() -> None:
+    base, other = _spec(), _spec(sampler="random", budget=Budget(16))
+    assert base.differences(other, ignore=("budget",)) == ["sampler: 'tpe' -> 'random'"]
+    assert "budget.trials: 12 -> 16" in base.differences(other)
+
+
+def test_unreadable_spec_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not a spec"):
+        ExperimentSpec.from_json('{"experiment": "x"}')
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Budget(0), "`--trials` must be >= 1"),
+        (lambda: Budget(5, timeout_s=0), "`--timeout` must be > 0"),
+        (lambda: Resilience(heartbeat_s=10, grace_s=5), "`--grace` must be >= 2 x `--heartbeat`"),
+        (lambda: Resilience(max_retry=-1), "`--max-retry` must be >= 0"),
+        (lambda: Resilience(max_failed=-1), "`--max-failed` must be >= 0"),
+        (lambda: _spec(sampler="grid"), "`--sampler` must be one of"),
+    ],
+)
+def test_bad_settings_say_the_rule(make: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        make()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("counts", "verdict"),
+    [
+        (Counts(), None),
+        (Counts(complete=9), None),
+        (Counts(complete=6, pruned=4), Verdict.DONE),
+        (Counts(complete=8, running=2), Verdict.WAIT),
+        (Counts(complete=8, running=1, waiting=3), None),
+        (Counts(complete=1, failed=4), Verdict.TOO_MANY_FAILURES),
+        (Counts(complete=10, failed=4), Verdict.DONE),
+    ],
+)
+def test_budget_verdicts(counts: Counts, verdict: Verdict | None) -> None:
+    gate = BudgetGate(engine=None, study_id=1, budget=10, max_failed=3, deadline=None)  # type: ignore[arg-type]
+    assert gate._verdict(counts) == verdict
+
+
+def test_deadline_stops_new_trials() -> None:
+    gate = BudgetGate(engine=None, study_id=1, budget=10, max_failed=3, deadline=0.0)  # type: ignore[arg-type]
+    assert gate._verdict(Counts()) is Verdict.TIMED_OUT
+
+
+@pytest.mark.parametrize(
+    ("code", "stopped", "state"),
+    [
+        (None, False, WorkerState.RUNNING),
+        (None, True, WorkerState.RUNNING),
+        (0, False, WorkerState.SUCCEEDED),
+        (1, False, WorkerState.FAILED),
+        (-9, False, WorkerState.FAILED),
+        (0, True, WorkerState.STOPPED),
+        (-15, True, WorkerState.STOPPED),
+    ],
+)
+def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) -> None:
+    assert state_from_exit(code, stopped) is state
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "Invalid value for '--workers'"),
+        (["--workers", "10000"], "`--workers` 10000 is more than 4 x cores"),
+        (["--study", "../etc"], "`--study` must be 1-100 ASCII letters"),
+        (["--study", "a" * 101], "`--study` must be 1-100 ASCII letters"),
+        (["--study", "stud\u0443"], "`--study` must be 1-100 ASCII letters"),
+        (["--trials", "0"], "Invalid value for '--trials'"),
+        (["--max-failed", "-1"], "Invalid value for '--max-failed'"),
+        (["--heartbeat", "10", "--grace", "5"], "`--grace` must be >= 2 x `--heartbeat`"),
+        (["--sampler", "grid"], "Invalid value for '--sampler'"),
+        (["--experiment", "nope"], "unknown experiment `nope`"),
+        (["model.nope=1"], "unknown config key `model.nope`"),
+    ],
+)
+def test_bad_launch_input_exits_2_before_any_side_effect(
+    args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unreachable engine and storage prove nothing was contacted: the error comes first.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
+    result = CliRunner().invoke(app, ["launch", *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_live_view_renders_counts_best_and_workers() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.9):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.set_user_attr("worker", 0)
+        study.tell(trial, value)
+    running = study.ask()
+    running.set_user_attr("worker", 1)
+    running.report(0.3, step=4)
+    snapshot = take_snapshot(study, 10, {0: WorkerState.SUCCEEDED, 1: WorkerState.RUNNING}, 0.0, 0)
+    assert snapshot.counts == Counts(complete=2, running=1)
+    assert snapshot.best is not None
+    assert snapshot.best.value == 0.9
+    assert snapshot.running == {1: (2, 4)}
+    console = Console(record=True, width=120)
+    console.print(render(snapshot))
+    text = console.export_text()
+    assert "2/10 trials" in text
+    assert "best 0.9000" in text
+    assert "w1" in text
