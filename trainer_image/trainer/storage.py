@@ -13,14 +13,17 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import optuna
 from optuna.exceptions import StorageInternalError
 from optuna.storages import RDBStorage
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from trainer.errors import ConfigError, HpoError
 
@@ -39,6 +42,7 @@ T = TypeVar("T")
 
 CONNECTIONS_PER_WORKER = 3  # pool of 2 (main thread, heartbeat thread) + the budget lock
 CONNECT_TIMEOUT_S = 10
+_SCHEMA_LOCK = 0x48504F53  # "HPOS": one key for the whole database
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 StaleCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -113,16 +117,38 @@ def open_storage(
             "SQLite is not offered for parallel work."
         )
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs(study_name),
-            heartbeat_interval=heartbeat_s,
-            grace_period=grace_s,
-            heartbeat_stale_trial_callback=stale_callback,
-        )
+        with _schema_lock(url, study_name):
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs(study_name),
+                heartbeat_interval=heartbeat_s,
+                grace_period=grace_s,
+                heartbeat_stale_trial_callback=stale_callback,
+            )
     except (SQLAlchemyError, ImportError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise StorageError(f"cannot use the study database at {where(url)}: {reason}") from e
+
+
+@contextmanager
+def _schema_lock(url: str, study_name: str) -> Iterator[None]:
+    """Hold a database-wide advisory lock while Optuna creates or checks its tables.
+
+    Two processes creating the schema at once (two launches on a new database) collide in
+    Postgres' catalog ("duplicate key ... pg_type_typname_nsp_index").
+    """
+    engine = create_engine(
+        url, poolclass=NullPool, connect_args=engine_kwargs(study_name)["connect_args"]
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
+    finally:
+        engine.dispose()
 
 
 def with_retries(action: Callable[[], T], for_s: float) -> T:
