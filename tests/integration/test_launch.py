@@ -256,3 +256,69 @@ def test_too_many_workers_for_the_server_are_refused_before_anything(
     with pytest.raises(KeyError):
         _read(database, "crowded")
     assert not (tmp_path / "crowded").exists()
+
+
+def test_multi_objective_runs_and_best_gives_the_pareto_front(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("pareto", tmp_path, "--workers", "1", "--trials", "4", "--pruner", "none")
+    command += ["optimized_metric=[val_acc,val_loss]", "direction=[maximize,minimize]"]
+    command += ["trainer.max_epochs=3"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _read(database, "pareto").count(TrialState.COMPLETE) == 4
+    shown = subprocess.run(
+        [HPO, "best", "pareto", "--json", "--storage", database.url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    front = json.loads(shown.stdout)["best"]
+    assert 1 <= len(front) <= 4
+    assert all(len(entry["values"]) == 2 for entry in front)
+    assert all("trainer.train experiment=digits_mlp" in entry["command"] for entry in front)
+
+
+def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
+    command += ["--pruner", "none", "trainer.max_epochs=60"]
+    with _running(command) as launch:
+        _wait_for_running_trial(database, "interrupted", worker=0)
+        started = time.monotonic()
+        launch.send_signal(signal.SIGINT)
+        launch.communicate(timeout=60)
+        assert time.monotonic() - started < 30
+    assert launch.returncode == 1
+    pattern = "trainer.worker --study interrupted"
+    left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
+    assert left.returncode == 1  # no worker process left
+    snapshot = _read(database, "interrupted")
+    assert snapshot.count(TrialState.RUNNING) == 0
+    assert snapshot.count(TrialState.FAIL) >= 1
+    assert all(
+        t.user_attrs.get("fail_reason") == "worker stopped (SIGTERM)"
+        for t in snapshot.trials
+        if t.state is TrialState.FAIL
+    )
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert _read(database, "interrupted").count(*FINISHED) == 6
+
+
+def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path: Path) -> None:
+    command = _launch("twice", tmp_path, "--workers", "1", "--trials", "6", "--pruner", "none")
+    command += ["trainer.max_epochs=5"]
+    with _running(command) as first, _running(command) as second:
+        outputs = [first.communicate(timeout=600)[0], second.communicate(timeout=600)[0]]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    storage = open_storage(database.url, "twice")
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    finally:
+        storage.engine.dispose()
+    assert names.count("twice") == 1
+    snapshot = _read(database, "twice")
+    assert snapshot.count(*FINISHED) == 6
+    assert len(snapshot.trials) == 6

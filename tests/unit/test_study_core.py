@@ -115,6 +115,8 @@ def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) ->
         (["--sampler", "grid"], "Invalid value for '--sampler'"),
         (["--experiment", "nope"], "unknown experiment `nope`"),
         (["model.nope=1"], "unknown config key `model.nope`"),
+        (["search_space.lr.low=1.0"], "`search_space.lr.low` must be below"),
+        (["search_space.depth.type=float3"], "`search_space.depth.type` must be one of"),
     ],
 )
 def test_bad_launch_input_exits_2_before_any_side_effect(
@@ -149,3 +151,14 @@ def test_live_view_renders_counts_best_and_workers() -> None:
     assert "2/10 trials" in text
     assert "best 0.9000" in text
     assert "w1" in text
+
+
+def test_unreachable_storage_names_host_and_port_never_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:canary-7f3a@127.0.0.1:9/hpo")
+    result = CliRunner().invoke(app, ["launch", "--trials", "2"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: cannot use the study database at 127.0.0.1:9/hpo")
+    assert "canary-7f3a" not in result.output
