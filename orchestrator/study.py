@@ -16,7 +16,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import RDBStorage
 from sqlalchemy import text
 from trainer import experiment, search_space
-from trainer.spec import SPEC_ATTR, Budget, ExperimentSpec, Objective, Resilience
+from trainer.spec import SPEC_ATTR, STARTED_ATTR, Budget, ExperimentSpec, Objective, Resilience
 from trainer.storage import CONNECTIONS_PER_WORKER, open_storage, where
 
 from orchestrator import __version__
@@ -24,7 +24,6 @@ from orchestrator.errors import ConfigError
 
 __all__ = ["build_spec", "check_connections", "create_or_resume"]
 
-STARTED_ATTR = "hpo.started_at"
 # Budget and version may change on resume (that is how a study is extended).
 RESUMABLE_CHANGES = ("budget", "hpo_version")
 LAUNCHER_CONNECTIONS = 4

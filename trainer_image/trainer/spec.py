@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from trainer.errors import ConfigError
 
-__all__ = ["SPEC_ATTR", "Budget", "ExperimentSpec", "Objective", "Resilience"]
+__all__ = ["SPEC_ATTR", "STARTED_ATTR", "Budget", "ExperimentSpec", "Objective", "Resilience"]
 
 SPEC_ATTR = "hpo.spec"
+STARTED_ATTR = "hpo.started_at"  # time.time() at creation: the origin of `--timeout`
 Direction = Literal["minimize", "maximize"]
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "none")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +14,15 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from trainer.budget import BudgetGate, Verdict
 from trainer.heartbeat import Heartbeat
-from trainer.objective import TrialRunner
+from trainer.spec import Resilience
 from trainer.storage import with_retries
 
 __all__ = ["TrialLoop", "WorkerStopped"]
 
 log = logging.getLogger("trainer.worker")
+WAIT_POLL_S = 2.0  # while peers' running trials fill the budget
 _REASON_CHARS = 500
 
 
@@ -34,14 +37,27 @@ class TrialLoop:
     study: optuna.Study
     storage: RDBStorage
     study_id: int
-    runner: TrialRunner
+    objective: Callable[[optuna.Trial], Sequence[float]]
+    resilience: Resilience
     worker_id: int
     retry: Callable[[optuna.Study, FrozenTrial], None]
 
     @property
     def grace_s(self) -> float:
         """How long database outages are ridden out."""
-        return self.runner.spec.resilience.grace_s
+        return self.resilience.grace_s
+
+    def pull(self, gate: BudgetGate) -> Verdict:
+        """Reap stale trials, reserve the next one, run it; until the gate says stop."""
+        while True:
+            with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
+            reserved = with_retries(lambda: gate.reserve(self.study), self.grace_s)
+            if reserved is Verdict.WAIT:
+                time.sleep(WAIT_POLL_S)
+                continue
+            if isinstance(reserved, Verdict):
+                return reserved
+            self.run_one(reserved)
 
     def run_one(self, trial: optuna.Trial) -> None:
         """Run ``trial`` under a heartbeat and record its end; a failure is retried if allowed."""
@@ -49,8 +65,8 @@ class TrialLoop:
         trial.set_user_attr("worker", self.worker_id)
         trial.set_user_attr("host", socket.gethostname())
         try:
-            with Heartbeat(self.storage, trial_id, self.runner.spec.resilience.heartbeat_s):
-                values = self.runner(trial)
+            with Heartbeat(self.storage, trial_id, self.resilience.heartbeat_s):
+                values = self.objective(trial)
         except optuna.TrialPruned:
             self._tell(trial, trial_id, state=TrialState.PRUNED)
             return

@@ -13,22 +13,21 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import optuna
 
-from trainer.budget import BudgetGate, Verdict
+from trainer.budget import BudgetGate
 from trainer.errors import HpoError
 from trainer.objective import TrialRunner
 from trainer.samplers import make_pruner, make_sampler
-from trainer.spec import SPEC_ATTR, ExperimentSpec
-from trainer.storage import open_storage, quiet_optuna, with_retries
+from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec
+from trainer.storage import open_storage, quiet_optuna
 from trainer.trial_loop import TrialLoop, WorkerStopped
 
 log = logging.getLogger("trainer.worker")
-WAIT_POLL_S = 2.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _work(args: argparse.Namespace, url: str) -> int:
-    probe = open_storage(url, args.study)
-    study_id = probe.get_study_id_from_name(args.study)
-    attrs = probe.get_study_user_attrs(study_id)
+    study_id, attrs = _read_study(url, args.study)
     spec = ExperimentSpec.from_json(attrs[SPEC_ATTR])
     resilience = spec.resilience
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
@@ -87,35 +84,33 @@ def _work(args: argparse.Namespace, url: str) -> int:
         grace_s=resilience.grace_s,
         stale_callback=retry,
     )
+    sampler, pruner = make_sampler(spec, args.worker_id), make_pruner(spec)
     study = optuna.load_study(
-        study_name=args.study,
-        storage=storage,
-        sampler=make_sampler(spec, args.worker_id),
-        pruner=make_pruner(spec),
+        study_name=args.study, storage=storage, sampler=sampler, pruner=pruner
     )
-    deadline = (
-        None
-        if spec.budget.timeout_s is None
-        else float(attrs["hpo.started_at"]) + spec.budget.timeout_s
-    )
+    timeout = spec.budget.timeout_s
+    deadline = None if timeout is None else float(attrs[STARTED_ATTR]) + timeout
     gate = BudgetGate(storage.engine, study_id, spec.budget.trials, resilience.max_failed, deadline)
     runner = TrialRunner(spec, args.study, args.runs_dir, args.threads)
-    loop = TrialLoop(study, storage, study_id, runner, args.worker_id, retry)
+    loop = TrialLoop(study, storage, study_id, runner, resilience, args.worker_id, retry)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        while True:
-            with_retries(lambda: optuna.storages.fail_stale_trials(study), resilience.grace_s)
-            reserved = with_retries(lambda: gate.reserve(study), resilience.grace_s)
-            if reserved is Verdict.WAIT:
-                time.sleep(WAIT_POLL_S)
-                continue
-            if isinstance(reserved, Verdict):
-                log.info("stopping: %s", reserved.value)
-                return 0
-            loop.run_one(reserved)
+        log.info("stopping: %s", loop.pull(gate).value)
     except WorkerStopped:
         log.info("stopping: SIGTERM")
-        return 0
+    finally:
+        storage.engine.dispose()
+    return 0
+
+
+def _read_study(url: str, name: str) -> tuple[int, dict[str, Any]]:
+    """The study's id and user attrs (its spec), through a storage closed straight after."""
+    probe = open_storage(url, name)
+    try:
+        study_id = probe.get_study_id_from_name(name)
+        return study_id, probe.get_study_user_attrs(study_id)
+    finally:
+        probe.engine.dispose()
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
