@@ -59,6 +59,9 @@ def quiet_optuna() -> None:
     its INFO line per study, would be noise in every worker log.
     """
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Workers use ask/tell (the budget is reserved before a trial exists) with their own
+    # heartbeat thread, so Optuna's hint to use optimize() for heartbeats does not apply.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

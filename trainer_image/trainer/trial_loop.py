@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from trainer.storage import with_retries
 __all__ = ["TrialLoop", "WorkerStopped"]
 
 log = logging.getLogger("trainer.worker")
-WAIT_POLL_S = 2.0  # while peers' running trials fill the budget
+WAIT_POLL_S = 0.5  # while peers' running trials fill the budget: the count is one query
 _REASON_CHARS = 500
 
 
@@ -48,9 +49,16 @@ class TrialLoop:
         return self.resilience.grace_s
 
     def pull(self, gate: BudgetGate) -> Verdict:
-        """Reap stale trials, reserve the next one, run it; until the gate says stop."""
+        """Reserve the next trial and run it, until the gate says stop.
+
+        Stale trials are reaped at most once per heartbeat interval: often enough for a dead
+        peer's trial to be retried within the grace period, without a query per trial.
+        """
+        last_reap = -math.inf
         while True:
-            with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
+            if time.monotonic() - last_reap >= self.resilience.heartbeat_s:
+                with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
+                last_reap = time.monotonic()
             reserved = with_retries(lambda: gate.reserve(self.study), self.grace_s)
             if reserved is Verdict.WAIT:
                 time.sleep(WAIT_POLL_S)
@@ -89,15 +97,16 @@ class TrialLoop:
         return self._tell(trial, trial_id, state=TrialState.FAIL)
 
     def _tell(self, trial: optuna.Trial, trial_id: int, **outcome: Any) -> bool:
-        """``study.tell``; a trial the reaper already failed is logged, not fatal (False)."""
-        if self.storage.get_trial(trial_id).state.is_finished():
-            return self._already_finished(trial)
+        """``study.tell``; a trial the reaper already failed is logged, not fatal (False).
+
+        The trial's state is read only when the tell is refused, not before every tell.
+        """
         try:
-            with_retries(
-                lambda: self.study.tell(trial, skip_if_finished=True, **outcome), self.grace_s
-            )
-        except UpdateFinishedTrialError:
-            return self._already_finished(trial)
+            with_retries(lambda: self.study.tell(trial, **outcome), self.grace_s)
+        except (ValueError, UpdateFinishedTrialError):
+            if self.storage.get_trial(trial_id).state.is_finished():
+                return self._already_finished(trial)
+            raise
         return True
 
     def _already_finished(self, trial: optuna.Trial) -> bool:
