@@ -9,7 +9,10 @@ ARGS ?=
 .DEFAULT_GOAL := help
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install provision image db db-down test test-unit lint format train bench clean
+WORKERS ?= 2
+TRIALS ?= 12
+
+.PHONY: help install provision image db db-down launch test test-unit lint format train bench clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +37,9 @@ db: install ## Start the managed Postgres (idempotent); `make db-down` stops it,
 db-down: install ## Stop the managed Postgres; its data volume is kept
 	$(BIN)/hpo db down
 
+launch: install ## A study: make launch WORKERS=2 TRIALS=12 EXPERIMENT=digits_mlp ARGS="..."
+	$(BIN)/hpo launch --backend local --workers $(WORKERS) --trials $(TRIALS) --experiment $(EXPERIMENT) $(ARGS)
+
 test-unit: install ## Fast tests: no services, seconds
 	$(BIN)/python -m pytest tests/unit -m "not slow"
 
@@ -54,6 +60,7 @@ train: install ## One training run: make train EXPERIMENT=digits_mlp ARGS="model
 
 bench: install ## Benchmarks: ratios measured side by side in one run
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/images.py
 
 clean: ## Remove build leftovers and local run output (keeps .venv)

@@ -1,0 +1,206 @@
+"""The storage ceiling: hpo's worker loop beside plain Optuna, same Postgres, trivial objective.
+
+    python bench/storage.py [--trials 200] [--history 10000]
+
+Prints, measured in one run: trials/s with 1 and 2 workers for the random and TPE samplers,
+TPE's per-trial cost with 0 and with --history finished trials already in the study, and SQL
+statements per random trial (counted with a SQLAlchemy event listener). The plain-Optuna column
+is `study.optimize` with `n_trials` per worker on an identically configured storage. Uses the
+managed Postgres (`hpo db up`); every study it makes is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+
+import optuna
+from sqlalchemy import event
+from trainer.budget import BudgetGate
+from trainer.spec import Budget, Resilience
+from trainer.storage import open_storage, quiet_optuna
+from trainer.trial_loop import TrialLoop
+
+from orchestrator.commands._storage import resolve_storage
+from orchestrator.study import build_spec, create_or_resume
+
+Runner = Callable[[str, str, str, int, int], tuple[int, float]]  # (statements, seconds)
+
+
+def objective(trial: optuna.Trial) -> list[float]:
+    return [trial.suggest_float("x", -10, 10) ** 2 + trial.suggest_float("y", -10, 10) ** 2]
+
+
+def _sampler(name: str, worker: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=worker, constant_liar=True, multivariate=True)
+    return optuna.samplers.RandomSampler(seed=worker)
+
+
+def plain(url: str, study: str, sampler: str, worker: int, trials: int) -> tuple[int, float]:
+    """Plain Optuna: study.optimize with n_trials per worker. Returns (statements, seconds)."""
+    quiet_optuna()
+    storage = open_storage(url, study)
+    loaded = optuna.load_study(study_name=study, storage=storage, sampler=_sampler(sampler, worker))
+    counted = _count_statements(storage)
+    started = time.perf_counter()
+    loaded.optimize(lambda t: objective(t)[0], n_trials=trials)
+    seconds = time.perf_counter() - started
+    storage.engine.dispose()
+    return counted[0], seconds
+
+
+def hpo(url: str, study: str, sampler: str, worker: int, trials: int) -> tuple[int, float]:
+    """hpo's worker loop (budget gate, heartbeat, reaping, attrs) with the same objective."""
+    quiet_optuna()
+    resilience = Resilience()
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
+    storage = open_storage(
+        url,
+        study,
+        heartbeat_s=resilience.heartbeat_s,
+        grace_s=resilience.grace_s,
+        stale_callback=retry,
+    )
+    loaded = optuna.load_study(study_name=study, storage=storage, sampler=_sampler(sampler, worker))
+    study_id = storage.get_study_id_from_name(study)
+    budget = loaded.user_attrs["bench.budget"]
+    gate = BudgetGate(storage.engine, study_id, budget, resilience.max_failed, None)
+    loop = TrialLoop(loaded, storage, study_id, objective, resilience, worker, retry)
+    counted = _count_statements(storage)
+    started = time.perf_counter()
+    loop.pull(gate)
+    seconds = time.perf_counter() - started
+    storage.engine.dispose()
+    return counted[0], seconds
+
+
+def _count_statements(storage: optuna.storages.RDBStorage) -> list[int]:
+    counted = [0]
+
+    def count(*_: object) -> None:
+        counted[0] += 1
+
+    event.listen(storage.engine, "before_cursor_execute", count)
+    return counted
+
+
+def _new_study(url: str, budget: int, history: int) -> str:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    spec = build_spec(
+        "digits_mlp",
+        [],
+        budget=Budget(budget + history),
+        sampler="random",
+        pruner="none",
+        seed=0,
+        resilience=Resilience(),
+    )
+    create_or_resume(url, name, spec, force=False)
+    storage = open_storage(url, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    study.set_user_attr("bench.budget", budget + history)
+    if history:
+        study.add_trials([_finished(i) for i in range(history)])
+    storage.engine.dispose()
+    return name
+
+
+def _finished(i: int) -> optuna.trial.FrozenTrial:
+    """A deterministic finished trial for the history."""
+    x, y = (i % 200) / 10 - 10, (i % 97) / 5 - 10
+    space = {name: optuna.distributions.FloatDistribution(-10, 10) for name in ("x", "y")}
+    value = x * x + y * y
+    return optuna.trial.create_trial(params={"x": x, "y": y}, distributions=space, value=value)
+
+
+def measure(
+    url: str, runner: Runner, sampler: str, workers: int, trials: int, *, history: int = 0
+) -> tuple[float, int, str]:
+    """Trials/s over the study's own span (first start to last completion, as the database
+    recorded them), statements per trial, and the study's name.
+    """
+    name = _new_study(url, trials, history)
+    jobs = [(url, name, sampler, k, trials // workers) for k in range(workers)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        results = pool.starmap(runner, jobs)
+    storage = open_storage(url, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    new = study.get_trials(deepcopy=False)[history:]
+    storage.engine.dispose()
+    starts = [t.datetime_start for t in new if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in new if t.datetime_complete is not None]
+    seconds = (max(ends) - min(starts)).total_seconds()
+    return len(new) / seconds, sum(count for count, _ in results) // len(new), name
+
+
+def median_pair(
+    url: str,
+    sampler: str,
+    workers: int,
+    trials: int,
+    *,
+    repeats: int,
+    made: list[str],
+    history: int = 0,
+) -> dict[str, tuple[float, int]]:
+    """Median trials/s and statements/trial of each side, the two sides interleaved."""
+    runs: dict[str, list[tuple[float, int]]] = {"plain": [], "hpo": []}
+    for _ in range(repeats):
+        for label, runner in (("plain", plain), ("hpo", hpo)):
+            rate, per_trial, name = measure(url, runner, sampler, workers, trials, history=history)
+            runs[label].append((rate, per_trial))
+            made.append(name)
+    return {
+        label: (
+            statistics.median(r for r, _ in values),
+            int(statistics.median(n for _, n in values)),
+        )
+        for label, values in runs.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    quiet_optuna()
+    url = resolve_storage(None, start=True)
+    made: list[str] = []
+    print(
+        f"trivial objective, {args.trials} trials a run, median of {args.repeats} interleaved runs"
+    )
+    print(f"{'':<28}{'plain optuna':>13}{'hpo loop':>10}{'ratio':>8}")
+    statements = {}
+    for sampler in ("random", "tpe"):
+        for workers in (1, 2):
+            result = median_pair(
+                url, sampler, workers, args.trials, repeats=args.repeats, made=made
+            )
+            (plain_rate, plain_sql), (hpo_rate, hpo_sql) = result["plain"], result["hpo"]
+            statements[(sampler, workers)] = (plain_sql, hpo_sql)
+            row = f"{sampler}, {workers} worker(s), trials/s"
+            print(f"{row:<28}{plain_rate:>13.1f}{hpo_rate:>10.1f}{plain_rate / hpo_rate:>7.2f}x")
+    for history in (0, args.history):
+        result = median_pair(url, "tpe", 1, 20, repeats=args.repeats, made=made, history=history)
+        plain_ms, hpo_ms = 1000 / result["plain"][0], 1000 / result["hpo"][0]
+        row = f"tpe ms/trial, {history} done"
+        print(f"{row:<28}{plain_ms:>13.1f}{hpo_ms:>10.1f}{hpo_ms / plain_ms:>7.2f}x")
+    plain_sql, hpo_sql = statements[("random", 1)]
+    row = "SQL statements per trial"
+    print(f"{row:<28}{plain_sql:>13}{hpo_sql:>10}   (random, 1 worker; goal <= 35)")
+    print("ratio: plain/hpo for throughput, hpo/plain for cost; goal <= 1.10")
+    storage = open_storage(url, "bench")
+    for name in made:
+        optuna.delete_study(study_name=name, storage=storage)
+    storage.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
