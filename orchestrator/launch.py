@@ -33,7 +33,8 @@ class LaunchPlan:
     """How one launch runs its workers."""
 
     study: str
-    storage_url: str = field(repr=False)
+    storage_url: str = field(repr=False)  # for the launcher, on this host
+    worker_storage_url: str = field(repr=False)  # for workers (containers reach Postgres by name)
     workers: int
     runs_dir: Path
     threads: int | None = None
@@ -61,7 +62,9 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
 
     try:
         for worker in range(plan.workers):
-            spec_k = WorkerSpec(plan.study, worker, plan.storage_url, plan.runs_dir, plan.threads)
+            spec_k = WorkerSpec(
+                plan.study, worker, plan.worker_storage_url, plan.runs_dir, plan.threads
+            )
             handles[worker] = backend.start(spec_k)
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while True:
@@ -76,6 +79,7 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
         for handle in handles.values():
             if not backend.poll(handle).finished:
                 backend.stop(handle, plan.stop_timeout_s)
+        backend.cleanup()
         storage.engine.dispose()
 
 

@@ -1,4 +1,4 @@
-"""Where workers run: local processes now, containers next.
+"""Where workers run: local processes, or one container each.
 
 Each backend only starts, polls, stops and reads the logs of one worker; fan-out, reaping and
 Ctrl-C are written once, in ``orchestrator.launch``.
@@ -13,12 +13,15 @@ from orchestrator.backends._base import (
     WorkerState,
     state_from_exit,
 )
+from orchestrator.backends._docker import DockerBackend, WorkerResources
 from orchestrator.backends._local import LocalBackend
 
 __all__ = [
     "Backend",
+    "DockerBackend",
     "LocalBackend",
     "WorkerHandle",
+    "WorkerResources",
     "WorkerSpec",
     "WorkerState",
     "state_from_exit",

@@ -87,3 +87,7 @@ class Backend(Protocol):
     def logs(self, handle: WorkerHandle, tail: int = 200) -> str:
         """The last ``tail`` lines the worker printed."""
         ...
+
+    def cleanup(self) -> None:
+        """Remove whatever this backend's workers left behind (containers, secret files)."""
+        ...

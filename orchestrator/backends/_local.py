@@ -75,3 +75,6 @@ class LocalBackend:
             return ""
         with path.open(errors="replace") as f:
             return "".join(deque(f, maxlen=tail))
+
+    def cleanup(self) -> None:
+        """Nothing to remove: an ended process leaves only its log file, which is kept."""

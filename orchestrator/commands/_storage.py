@@ -14,14 +14,22 @@ STORAGE_HELP = (
 
 
 def resolve_storage(explicit: str | None, *, start: bool) -> str:
-    """The storage URL, starting the managed Postgres first when ``start`` and it is not up.
+    """The storage URL for this host; see ``resolve_storage_pair``."""
+    return resolve_storage_pair(explicit, start=start)[0]
+
+
+def resolve_storage_pair(explicit: str | None, *, start: bool) -> tuple[str, str]:
+    """The storage URL for this host and the one for worker containers.
+
+    The managed Postgres is started first when ``start`` and it is not up; an explicit URL is the
+    same for both.
 
     Raises:
         ConfigError: No ``--storage`` and no managed database (and not asked to start one).
         BackendError: The engine is unreachable or the database would not start.
     """
     if explicit:
-        return explicit
+        return explicit, explicit
     managed = ManagedPostgres(engine.connect(), Instance.from_env())
     if managed.status().state != "running":
         if not start:
@@ -33,4 +41,4 @@ def resolve_storage(explicit: str | None, *, start: bool) -> str:
                 managed.client, POSTGRES_IMAGE, source_root(), lambda _: None
             )
             managed.up(image)
-    return managed.url(reveal=True)
+    return managed.url(reveal=True), managed.url(reveal=True, from_network=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import enum
 import os
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -12,12 +13,20 @@ import typer
 from trainer.spec import Budget, Resilience
 from trainer.storage import check_study_name
 
+from orchestrator import engine, images
 from orchestrator import launch as launcher
 from orchestrator import study as studies
-from orchestrator.backends import LocalBackend
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.backends import Backend, DockerBackend, LocalBackend, WorkerResources
+from orchestrator.commands._storage import STORAGE_HELP, resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
+from orchestrator.settings import (
+    PYTHON_BASE_IMAGE,
+    TRAINER_IMAGE,
+    Instance,
+    config_dir,
+    source_root,
+)
 from orchestrator.summary import print_summary
 
 SEARCH, WORKERS, RESILIENCE = "Search", "Workers", "Resilience"
@@ -26,6 +35,7 @@ SEARCH, WORKERS, RESILIENCE = "Search", "Workers", "Resilience"
 class BackendName(enum.StrEnum):
     """Where workers run."""
 
+    docker = "docker"
     local = "local"
 
 
@@ -94,6 +104,19 @@ def launch(
             rich_help_panel=WORKERS,
         ),
     ] = 2,
+    image: Annotated[
+        str, typer.Option(help="Trainer image of the workers (docker).", rich_help_panel=WORKERS)
+    ] = f"{TRAINER_IMAGE}:latest",
+    cpus_per_worker: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="CPUs per worker (default: cores / workers).", rich_help_panel=WORKERS
+        ),
+    ] = None,
+    memory_per_worker: Annotated[
+        str,
+        typer.Option(help="Memory limit per worker container, e.g. 2g.", rich_help_panel=WORKERS),
+    ] = "2g",
     backend: Annotated[
         BackendName,
         typer.Option(case_sensitive=False, help="Where workers run.", rich_help_panel=WORKERS),
@@ -155,23 +178,57 @@ def launch(
         seed=seed,
         resilience=resilience,
     )
-    url = guard(resolve_storage, storage, start=True)
+    url, worker_url = guard(resolve_storage_pair, storage, start=True)
     guard(studies.check_connections, url, name, workers)
+    cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
+    resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker)
+    runner = guard(_make_backend, backend, image, resources)
     guard(studies.create_or_resume, url, name, spec, force=force)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    plan = launcher.LaunchPlan(name, url, workers, runs_dir.resolve(), threads)
+    plan = launcher.LaunchPlan(
+        name, url, worker_url, workers, runs_dir.resolve(), max(1, int(cpus))
+    )
     where = f"logs in {runs_dir / name}"
     stdout.print(
         f"study {name}: {workers} {backend} workers, budget {trials}, {where}", soft_wrap=True
     )
     try:
-        final = guard(launcher.run, plan, spec, LocalBackend(), stdout)
+        final = guard(launcher.run, plan, spec, runner, stdout)
     except KeyboardInterrupt:
         stderr.print(
             "stopped: the workers' current trials are marked FAIL; the same command resumes."
         )
         raise typer.Abort() from None
     raise typer.Exit(code=print_summary(final, launcher.failed_workers(final), max_failed))
+
+
+def _make_backend(name: BackendName, image: str, resources: WorkerResources) -> Backend:
+    """The chosen backend; for containers, the trainer image is built first when missing."""
+    if name is BackendName.local:
+        return LocalBackend()
+    client = engine.connect()
+    if not images.image_exists(client, image):
+        root = source_root()
+        if root is None:
+            raise ConfigError(
+                f"no image `{image}` and no hpo source tree to build it: `hpo image build`."
+            )
+        with stdout.status("building the trainer image (first use)") as status:
+
+            def log(line: str) -> None:
+                status.update(f"[bold]building[/] {line[:100]}")
+
+            images.build_trainer_image(client, root, base=PYTHON_BASE_IMAGE, log=log)
+    instance = Instance.from_env()
+    launch_id = uuid.uuid4().hex
+    return DockerBackend(
+        client,
+        image=image,
+        network=instance.network,
+        launch_id=launch_id,
+        labels=instance.labels,
+        resources=resources,
+        secrets_dir=config_dir() / "secrets" / launch_id,
+    )
 
 
 def _check_workers(workers: int, force: bool) -> None:

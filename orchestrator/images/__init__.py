@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from orchestrator.images._base import ensure_base_image
 from orchestrator.images._build import BuildLog, build_image
+from orchestrator.images._engine_images import image_exists
 from orchestrator.images._postgres import ensure_postgres_image
 from orchestrator.images._trainer import build_trainer_image
 from orchestrator.images._wheelhouse import ensure_wheelhouse, requirements
@@ -19,5 +20,6 @@ __all__ = [
     "ensure_base_image",
     "ensure_postgres_image",
     "ensure_wheelhouse",
+    "image_exists",
     "requirements",
 ]

@@ -1,0 +1,194 @@
+"""Workers as containers from the one trainer image, hardened, through the Docker SDK.
+
+Each worker container knows only its study name and a storage URL, which it reads from a file
+mounted read-only (never an environment variable, label or argument: those show in
+``docker inspect``). It runs as a non-root user with every capability dropped, no new
+privileges, a read-only root with a tmpfs for /tmp, an init process, pids and memory limits
+(memory-swap equal to memory, so running out shows as OOMKilled), its CPU share, and one
+writable folder: the study's run folder on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import NotFound
+from docker.models.containers import Container
+
+from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
+from orchestrator.engine import translated
+
+__all__ = ["DockerBackend", "WorkerResources"]
+
+CONTAINER_USER = "10001:10001"  # the image's `hpo` user
+RUNS_MOUNT = "/runs"
+SECRET_MOUNT = "/run/secrets/hpo-storage"
+LAUNCH_LABEL = "hpo.launch"
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """One worker's share of the machine."""
+
+    cpus: float
+    memory: str = "2g"
+    pids: int = 512
+    tmp_size: str = "512m"
+
+
+class DockerBackend:
+    """``python -m trainer.worker`` in one container per worker, labelled with the launch id."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        image: str,
+        network: str,
+        launch_id: str,
+        labels: dict[str, str],
+        resources: WorkerResources,
+        secrets_dir: Path,
+    ) -> None:
+        self.client = client
+        self.image = image
+        self.network = network
+        self.labels = {**labels, LAUNCH_LABEL: launch_id}
+        self.resources = resources
+        self.secrets_dir = secrets_dir
+        self._stopped: set[str] = set()
+        self._log_threads: list[threading.Thread] = []
+
+    def start(self, spec: WorkerSpec) -> WorkerHandle:
+        """Create and start one hardened worker container; its output streams to its log file."""
+        run_dir = spec.runs_dir / spec.study
+        run_dir.mkdir(parents=True, exist_ok=True)
+        user = _container_user(run_dir)
+        secret = self._write_secret(spec, user)
+        command = ["python", "-m", "trainer.worker", "--study", spec.study]
+        command += ["--worker-id", str(spec.worker_id), "--storage-file", SECRET_MOUNT]
+        command += ["--runs-dir", RUNS_MOUNT]
+        if spec.threads is not None:
+            command += ["--threads", str(spec.threads)]
+        labels = {**self.labels, "hpo.study": spec.study, "hpo.worker": str(spec.worker_id)}
+        with translated(f"starting worker container {spec.name}"):
+            container = self.client.containers.run(
+                self.image,
+                command,
+                name=spec.name,
+                detach=True,
+                labels=labels,
+                network=self.network,
+                user=user,
+                environment={
+                    "OMP_NUM_THREADS": str(spec.threads or 1),
+                    "HOME": "/tmp",
+                    "MPLCONFIGDIR": "/tmp/matplotlib",
+                },
+                volumes={
+                    str(run_dir): {"bind": f"{RUNS_MOUNT}/{spec.study}", "mode": "rw"},
+                    str(secret): {"bind": SECRET_MOUNT, "mode": "ro"},
+                },
+                read_only=True,
+                tmpfs={"/tmp": f"rw,noexec,nosuid,size={self.resources.tmp_size}"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                init=True,
+                pids_limit=self.resources.pids,
+                mem_limit=self.resources.memory,
+                memswap_limit=self.resources.memory,
+                nano_cpus=int(self.resources.cpus * 1e9),
+            )
+        self._follow_logs(container, spec.log_path)
+        return WorkerHandle(id=container.id or spec.name, name=spec.name, backend=self.name)
+
+    def poll(self, handle: WorkerHandle) -> WorkerState:
+        """Ask the engine afresh; a container that is gone counts as failed."""
+        try:
+            container = self.client.containers.get(handle.id)
+        except NotFound:
+            return WorkerState.FAILED
+        state = container.attrs["State"]
+        if state.get("Status") in ("created", "running", "restarting"):
+            return WorkerState.PENDING if state.get("Status") == "created" else WorkerState.RUNNING
+        return state_from_exit(int(state.get("ExitCode", 1)), handle.id in self._stopped)
+
+    def stop(self, handle: WorkerHandle, timeout_s: float = 10.0) -> None:
+        """SIGTERM (the worker fails its current trial and leaves), then SIGKILL."""
+        self._stopped.add(handle.id)
+        with translated(f"stopping {handle.name}"), contextlib.suppress(NotFound):
+            self.client.containers.get(handle.id).stop(timeout=int(timeout_s))
+
+    def logs(self, handle: WorkerHandle, tail: int = 200) -> str:
+        """The container's last ``tail`` lines."""
+        try:
+            return self.client.containers.get(handle.id).logs(tail=tail).decode(errors="replace")
+        except NotFound:
+            return ""
+
+    def exit_reason(self, handle: WorkerHandle) -> str:
+        """Why a finished container ended: its exit code, and "OOM-killed" when it was."""
+        try:
+            state = self.client.containers.get(handle.id).attrs["State"]
+        except NotFound:
+            return "gone"
+        reason = f"exit {state.get('ExitCode')}"
+        return f"{reason}, OOM-killed" if state.get("OOMKilled") else reason
+
+    def cleanup(self) -> None:
+        """Remove every container of this launch (by its launch label alone), and its secrets."""
+        selector: dict[str, str | list[str] | bool] = {
+            "label": f"{LAUNCH_LABEL}={self.labels[LAUNCH_LABEL]}"
+        }
+        with translated("removing worker containers"):
+            for _ in range(2):  # a second pass catches containers created during the first
+                for container in self.client.containers.list(all=True, filters=selector):
+                    with contextlib.suppress(NotFound):
+                        container.remove(force=True)
+        for thread in self._log_threads:
+            thread.join(timeout=5)
+        for secret in self.secrets_dir.glob("*"):
+            secret.unlink(missing_ok=True)
+
+    def _write_secret(self, spec: WorkerSpec, user: str) -> Path:
+        """The storage URL in a file only the worker's user can read, in a folder only we can."""
+        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.secrets_dir / f"storage-w{spec.worker_id}"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+        with os.fdopen(descriptor, "w") as f:
+            f.write(spec.storage_url)
+        uid, gid = (int(part) for part in user.split(":"))
+        if os.geteuid() == 0:
+            os.chown(path, uid, gid)
+        return path
+
+    def _follow_logs(self, container: Container, path: Path) -> None:
+        def copy() -> None:
+            with path.open("ab") as log:
+                for chunk in container.logs(stream=True, follow=True):
+                    log.write(chunk)
+                    log.flush()
+
+        thread = threading.Thread(target=copy, name=f"logs-{container.name}", daemon=True)
+        thread.start()
+        self._log_threads.append(thread)
+
+
+def _container_user(run_dir: Path) -> str:
+    """Run as the host user (files in the run folder stay theirs); as root, as the image's user.
+
+    A worker never runs as root: when hpo itself runs as root, the run folder is handed to the
+    image's unprivileged user instead.
+    """
+    if os.geteuid() != 0:
+        return f"{os.geteuid()}:{os.getegid()}"
+    uid, gid = (int(part) for part in CONTAINER_USER.split(":"))
+    os.chown(run_dir, uid, gid)
+    return CONTAINER_USER
