@@ -6,6 +6,8 @@ printed in pytest's terminal summary.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,12 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import optuna
 import pytest
+from optuna.trial import FrozenTrial, TrialState
+from trainer.storage import open_storage
 
 from orchestrator import engine, images
+from orchestrator.database import ManagedPostgres
 from orchestrator.settings import PYTHON_BASE_IMAGE, TRAINER_IMAGE, Instance
 
 REPO = Path(__file__).resolve().parents[2]
+HPO = str(Path(sys.executable).parent / "hpo")
 _REPORTED: list[str] = []
 
 Report = Callable[[str], None]
@@ -96,6 +103,47 @@ def remove_instance(instance: Instance) -> None:
     for volume in client.volumes.list(filters={"name": instance.postgres_volume}):
         volume.remove(force=True)
     client.close()
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    password: str
+    container: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    trials: list[FrozenTrial]
+    user_attrs: dict[str, object]
+
+    def count(self, *states: TrialState) -> int:
+        return sum(t.state in states for t in self.trials)
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One managed Postgres for this module, under its own instance name and config folder."""
+    instance = Instance(f"hpo-test-{uuid.uuid4().hex[:8]}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPO_INSTANCE", instance.name)
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        subprocess.run([HPO, "db", "up"], check=True, capture_output=True, timeout=600)
+        client = engine.connect()
+        url = ManagedPostgres(client, instance).url(reveal=True)
+        client.close()
+        yield Database(url, url.split(":")[2].split("@")[0], instance.postgres_container)
+        remove_instance(instance)
+
+
+def read_study(database: Database, name: str) -> Snapshot:
+    """Everything about a study, read through a storage that is closed afterwards."""
+    storage = open_storage(database.url, name)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        return Snapshot(study.get_trials(), dict(study.user_attrs))
+    finally:
+        storage.engine.dispose()
 
 
 def trainer_tag() -> str:

@@ -6,74 +6,26 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import optuna
 import pytest
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from trainer.budget import BudgetGate, Verdict
 from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
 
-from orchestrator import engine
-from orchestrator.database import ManagedPostgres
-from orchestrator.settings import Instance
 from orchestrator.study import build_spec, create_or_resume
-from tests.integration.conftest import remove_instance
+from tests.integration.conftest import HPO, Database, read_study
 
 pytestmark = pytest.mark.integration
-HPO = str(Path(sys.executable).parent / "hpo")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@dataclass(frozen=True)
-class Database:
-    url: str
-    password: str
-    container: str
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    trials: list[FrozenTrial]
-    user_attrs: dict[str, object]
-
-    def count(self, *states: TrialState) -> int:
-        return sum(t.state in states for t in self.trials)
-
-
-@pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """One managed Postgres for this module, under its own instance name and config folder."""
-    instance = Instance(f"hpo-test-{uuid.uuid4().hex[:8]}")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HPO_INSTANCE", instance.name)
-        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-        subprocess.run([HPO, "db", "up"], check=True, capture_output=True, timeout=600)
-        client = engine.connect()
-        url = ManagedPostgres(client, instance).url(reveal=True)
-        client.close()
-        yield Database(url, url.split(":")[2].split("@")[0], instance.postgres_container)
-        remove_instance(instance)
-
-
-def _read(database: Database, name: str) -> Snapshot:
-    """Everything about a study, read through a storage that is closed afterwards."""
-    storage = open_storage(database.url, name)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-        return Snapshot(study.get_trials(), dict(study.user_attrs))
-    finally:
-        storage.engine.dispose()
 
 
 def _launch(name: str, runs: Path, *args: str) -> list[str]:
@@ -89,7 +41,7 @@ def test_exact_budget_resume_pruning_and_no_password_anywhere(
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         outputs.append(result.stdout + result.stderr)
-        snapshot = _read(database, "exact")
+        snapshot = read_study(database, "exact")
         assert snapshot.count(*FINISHED) == budget
         assert snapshot.count(TrialState.RUNNING) == 0
 
@@ -123,7 +75,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
         os.kill(int(pids[0]), signal.SIGKILL)
         output, _ = launch.communicate(timeout=600)
 
-    snapshot = _read(database, "killed")
+    snapshot = read_study(database, "killed")
     killed = next(t for t in snapshot.trials if t.number == victim)
     assert killed.state is TrialState.FAIL
     retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
@@ -151,7 +103,7 @@ def _wait_for_running_trial(database: Database, name: str, worker: int) -> int:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            snapshot = _read(database, name)
+            snapshot = read_study(database, name)
         except KeyError:  # the study is not created yet
             time.sleep(0.5)
             continue
@@ -173,7 +125,7 @@ def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
         client.close()
         output, _ = launch.communicate(timeout=600)
     assert launch.returncode == 0, output
-    snapshot = _read(database, "restarted")
+    snapshot = read_study(database, "restarted")
     assert snapshot.count(TrialState.COMPLETE) == 8
     assert snapshot.count(TrialState.RUNNING, TrialState.FAIL) == 0
 
@@ -199,7 +151,7 @@ def test_budget_race_eight_workers_exactly_ten(database: Database) -> None:
             worker.start()
         for worker in workers:
             worker.join(timeout=120)
-        snapshot = _read(database, name)
+        snapshot = read_study(database, name)
         assert snapshot.count(TrialState.COMPLETE) == 10, attempt
         assert len(snapshot.trials) == 10, attempt
 
@@ -235,7 +187,7 @@ def test_persistent_crash_is_retried_then_the_launch_stops(
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "more than --max-failed 3" in result.stdout
-    snapshot = _read(database, "crashing")
+    snapshot = read_study(database, "crashing")
     assert snapshot.count(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) == 0
     assert snapshot.count(TrialState.FAIL) > 3
     retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
@@ -254,7 +206,7 @@ def test_too_many_workers_for_the_server_are_refused_before_anything(
     assert result.returncode == 2
     assert "database connections" in result.stderr
     with pytest.raises(KeyError):
-        _read(database, "crowded")
+        read_study(database, "crowded")
     assert not (tmp_path / "crowded").exists()
 
 
@@ -266,7 +218,7 @@ def test_multi_objective_runs_and_best_gives_the_pareto_front(
     command += ["trainer.max_epochs=3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _read(database, "pareto").count(TrialState.COMPLETE) == 4
+    assert read_study(database, "pareto").count(TrialState.COMPLETE) == 4
     shown = subprocess.run(
         [HPO, "best", "pareto", "--json", "--storage", database.url],
         capture_output=True,
@@ -294,7 +246,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     pattern = "trainer.worker --study interrupted"
     left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
     assert left.returncode == 1  # no worker process left
-    snapshot = _read(database, "interrupted")
+    snapshot = read_study(database, "interrupted")
     assert snapshot.count(TrialState.RUNNING) == 0
     assert snapshot.count(TrialState.FAIL) >= 1
     assert all(
@@ -304,7 +256,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     )
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert _read(database, "interrupted").count(*FINISHED) == 6
+    assert read_study(database, "interrupted").count(*FINISHED) == 6
 
 
 def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path: Path) -> None:
@@ -319,6 +271,6 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     finally:
         storage.engine.dispose()
     assert names.count("twice") == 1
-    snapshot = _read(database, "twice")
+    snapshot = read_study(database, "twice")
     assert snapshot.count(*FINISHED) == 6
     assert len(snapshot.trials) == 6

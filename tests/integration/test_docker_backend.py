@@ -1,0 +1,85 @@
+"""`hpo launch --backend docker`: one hardened container per worker, from the trainer image."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from optuna.trial import TrialState
+
+from tests.integration.conftest import HPO, BuiltImage, Database, read_study
+
+pytestmark = pytest.mark.integration
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _inspect_workers(client: docker.DockerClient, study: str, count: int) -> list[dict[str, Any]]:
+    """``docker inspect`` of the study's worker containers, once all ``count`` run."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = client.containers.list(filters={"label": f"hpo.study={study}"})
+        if len(found) == count:
+            return [container.attrs for container in found]
+        time.sleep(0.2)
+    raise AssertionError(f"{count} worker containers of {study} never ran together")
+
+
+def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    command = [HPO, "launch", "--backend", "docker", "--study", "dock", "--workers", "2"]
+    command += [
+        "--trials",
+        "4",
+        "--runs-dir",
+        str(tmp_path),
+        "--seed",
+        "1",
+        "trainer.max_epochs=20",
+    ]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        attrs = _inspect_workers(docker_client, "dock", 2)
+        output, _ = launch.communicate(timeout=600)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.communicate()
+    assert launch.returncode == 0, output
+
+    for container in attrs:
+        config, host = container["Config"], container["HostConfig"]
+        assert config["User"] not in ("", "0", "root", "0:0")
+        assert host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["ReadonlyRootfs"] is True
+        assert host["Init"] is True
+        assert host["PidsLimit"] and host["PidsLimit"] > 0
+        assert host["Memory"] > 0 and host["Memory"] == host["MemorySwap"]
+        assert host["NetworkMode"] not in ("host", "default", "bridge")
+        assert host["Privileged"] is False
+        mounts = json.dumps(container["Mounts"])
+        assert "docker.sock" not in mounts
+        visible = json.dumps([config["Env"], config["Labels"], config["Cmd"], container["Args"]])
+        assert database.password not in visible
+        assert {"hpo.study", "hpo.worker", "hpo.launch"} <= set(config["Labels"])
+
+    snapshot = read_study(database, "dock")
+    assert snapshot.count(*FINISHED) == 4
+    assert snapshot.count(TrialState.RUNNING) == 0
+    hosts = {t.user_attrs["host"] for t in snapshot.trials}
+    assert hosts <= {c["Config"]["Hostname"] for c in attrs}  # the trials ran in the containers
+    logs = sorted(p.name for p in (tmp_path / "dock").glob("worker-*.log"))
+    assert logs == ["worker-0.log", "worker-1.log"]
+    assert "stopping: done" in (tmp_path / "dock" / "worker-0.log").read_text()
+    assert any((tmp_path / "dock").glob("trial-*/csv/metrics.csv"))
+    left = docker_client.containers.list(all=True, filters={"label": "hpo.study=dock"})
+    assert left == []
