@@ -14,7 +14,7 @@ from trainer import experiment
 from trainer.storage import quiet_optuna
 
 from orchestrator import __version__
-from orchestrator.commands import db, image, studies
+from orchestrator.commands import db, image, studies, workers
 from orchestrator.commands.launch import launch
 from orchestrator.console import guard, stdout
 
@@ -34,7 +34,15 @@ app = typer.Typer(
 app.add_typer(image.app, name="image")
 app.add_typer(db.app, name="db")
 app.command()(launch)
-for command in (studies.studies, studies.status, studies.best, studies.delete):
+for command in (
+    studies.studies,
+    studies.status,
+    studies.best,
+    studies.delete,
+    workers.logs,
+    workers.stop,
+    workers.gc,
+):
     app.command()(command)
 
 

@@ -120,7 +120,7 @@ def launch(
     backend: Annotated[
         BackendName,
         typer.Option(case_sensitive=False, help="Where workers run.", rich_help_panel=WORKERS),
-    ] = BackendName.local,
+    ] = BackendName.docker,
     storage: Annotated[
         str | None,
         typer.Option(

@@ -10,9 +10,14 @@ from typing import Any
 
 import docker
 import pytest
+from docker.models.containers import Container
 from optuna.trial import TrialState
+from typer.testing import CliRunner
 
-from tests.integration.conftest import HPO, BuiltImage, Database, read_study
+from orchestrator.backends import DockerBackend, WorkerResources
+from orchestrator.cli import app
+from orchestrator.settings import Instance
+from tests.integration.conftest import HPO, BuiltImage, Database, read_study, trainer_tag
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -83,3 +88,46 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     assert any((tmp_path / "dock").glob("trial-*/csv/metrics.csv"))
     left = docker_client.containers.list(all=True, filters={"label": "hpo.study=dock"})
     assert left == []
+
+
+def test_cleanup_is_scoped_to_the_launch_and_gc_to_ended_workers(
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    instance: Instance,
+    tmp_path: Path,
+) -> None:
+    def sleeper(labels: dict[str, str]) -> Container:
+        command = ["python", "-c", "import time; time.sleep(120)"]
+        return docker_client.containers.run(
+            trainer_tag(), command, detach=True, labels=labels, network_mode="none"
+        )
+
+    worker = {**instance.labels, "hpo.study": "s", "hpo.worker": "0"}
+    unrelated = sleeper({"purpose": "not hpo"})
+    try:
+        other = sleeper({**worker, "hpo.launch": "other-launch"})
+        mine = sleeper({**worker, "hpo.launch": "this-launch"})
+        backend = DockerBackend(
+            docker_client,
+            image=trainer_tag(),
+            network="none",
+            launch_id="this-launch",
+            labels=instance.labels,
+            resources=WorkerResources(cpus=1.0),
+            secrets_dir=tmp_path / "secrets",
+        )
+        backend.cleanup()
+        remaining = {c.id for c in docker_client.containers.list(all=True)}
+        assert mine.id not in remaining
+        assert {unrelated.id, other.id} <= remaining
+
+        result = CliRunner().invoke(app, ["gc"])  # `other` still runs: gc leaves it
+        assert result.exit_code == 0
+        assert other.id in {c.id for c in docker_client.containers.list(all=True)}
+        other.stop(timeout=1)
+        assert "removed 1 ended worker container" in CliRunner().invoke(app, ["gc"]).output
+        remaining = {c.id for c in docker_client.containers.list(all=True)}
+        assert other.id not in remaining
+        assert unrelated.id in remaining
+    finally:
+        unrelated.remove(force=True)

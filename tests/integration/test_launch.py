@@ -29,7 +29,19 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _launch(name: str, runs: Path, *args: str) -> list[str]:
-    return [HPO, "launch", "--study", name, "--runs-dir", str(runs), "--seed", "1", *args]
+    return [
+        HPO,
+        "launch",
+        "--backend",
+        "local",
+        "--study",
+        name,
+        "--runs-dir",
+        str(runs),
+        "--seed",
+        "1",
+        *args,
+    ]
 
 
 def test_exact_budget_resume_pruning_and_no_password_anywhere(
