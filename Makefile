@@ -11,6 +11,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 WORKERS ?= 2
 TRIALS ?= 12
+BACKEND ?= docker
 
 .PHONY: help install provision image db db-down launch test test-unit lint format train bench clean
 
@@ -37,8 +38,8 @@ db: install ## Start the managed Postgres (idempotent); `make db-down` stops it,
 db-down: install ## Stop the managed Postgres; its data volume is kept
 	$(BIN)/hpo db down
 
-launch: install ## A study: make launch WORKERS=2 TRIALS=12 EXPERIMENT=digits_mlp ARGS="..."
-	$(BIN)/hpo launch --backend local --workers $(WORKERS) --trials $(TRIALS) --experiment $(EXPERIMENT) $(ARGS)
+launch: install ## A study: make launch WORKERS=2 TRIALS=12 BACKEND=docker|local ARGS="..."
+	$(BIN)/hpo launch --backend $(BACKEND) --workers $(WORKERS) --trials $(TRIALS) --experiment $(EXPERIMENT) $(ARGS)
 
 test-unit: install ## Fast tests: no services, seconds
 	$(BIN)/python -m pytest tests/unit -m "not slow"

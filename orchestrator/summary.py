@@ -19,7 +19,8 @@ def print_summary(final: Snapshot, failed_workers: list[int], max_failed: int) -
     stdout.print(
         f"\n[bold]{final.study}[/]: {counts.finished}/{final.budget} finished "
         f"({counts.complete} complete, {counts.pruned} pruned), {counts.failed} failed, "
-        f"{counts.running} running"
+        f"{counts.running} running",
+        soft_wrap=True,
     )
     if final.best is not None:
         stdout.print(
