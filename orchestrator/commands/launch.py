@@ -178,7 +178,9 @@ def launch(
         seed=seed,
         resilience=resilience,
     )
-    url, worker_url = guard(resolve_storage_pair, storage, start=True)
+    url, network_url = guard(resolve_storage_pair, storage, start=True)
+    # Containers reach Postgres by its name on the private network; local processes cannot.
+    worker_url = network_url if backend is BackendName.docker else url
     guard(studies.check_connections, url, name, workers)
     cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
     resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker)
