@@ -8,10 +8,12 @@ die would otherwise stay RUNNING for ever.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from rich.console import Console
@@ -54,6 +56,8 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     handles: dict[int, WorkerHandle] = {}
     states: dict[int, WorkerState] = {}
+    reasons: dict[int, str] = {}  # worker -> why it failed
+    max_retry = spec.resilience.max_retry
 
     def refresh() -> Snapshot:
         return with_retries(
@@ -69,12 +73,19 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while True:
                 states.update({k: backend.poll(h) for k, h in handles.items()})
+                for worker, state in states.items():
+                    if state is WorkerState.FAILED and worker not in reasons:
+                        reasons[worker] = backend.exit_reason(handles[worker])
+                        fail = partial(
+                            _fail_trials_of, study, storage, worker, reasons[worker], max_retry
+                        )
+                        with_retries(fail, grace)
                 live.update(render(refresh()))
                 if all(state.finished for state in states.values()):
                     break
                 time.sleep(POLL_S)
         with_retries(lambda: _reap_orphans(study, spec), grace)
-        return refresh()
+        return replace(refresh(), failure_reasons=dict(reasons))
     finally:
         for handle in handles.values():
             if not backend.poll(handle).finished:
@@ -93,6 +104,27 @@ def _reap_and_read(
     """Fail stale trials (retrying them), then read the study for the view."""
     optuna.storages.fail_stale_trials(study)
     return take_snapshot(study, spec.budget.trials, states, started, done_before)
+
+
+def _fail_trials_of(
+    study: optuna.Study, storage: RDBStorage, worker: int, reason: str, max_retry: int
+) -> None:
+    """A worker died: fail its running trial now, with why, and retry it (no grace period wait).
+
+    The heartbeat stays the safety net for when no launcher watches (another host, a crash).
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") != worker:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", f"worker w{worker} died: {reason}")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # it ended meanwhile
+        retry(study, storage.get_trial(trial_id))
 
 
 def failed_workers(snapshot: Snapshot) -> list[int]:

@@ -31,6 +31,7 @@ class Snapshot:
     workers: Mapping[int, WorkerState] = field(default_factory=dict)  # worker id -> state
     elapsed_s: float = 0.0
     finished_since_start: int = 0
+    failure_reasons: Mapping[int, str] = field(default_factory=dict)  # worker -> why it failed
 
     @property
     def per_minute(self) -> float:

@@ -28,6 +28,8 @@ def print_summary(final: Snapshot, failed_workers: list[int], max_failed: int) -
             soft_wrap=True,
         )
     if failed_workers:
-        names = ", ".join(f"w{k}" for k in failed_workers)
+        names = ", ".join(
+            f"w{k} ({final.failure_reasons.get(k, 'failed')})" for k in failed_workers
+        )
         stdout.print(f"[red]workers that failed: {names}[/] (see their logs)")
     return 0 if counts.complete > 0 and not failed_workers else 1

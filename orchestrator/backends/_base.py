@@ -88,6 +88,10 @@ class Backend(Protocol):
         """The last ``tail`` lines the worker printed."""
         ...
 
+    def exit_reason(self, handle: WorkerHandle) -> str:
+        """Why an ended worker ended, for trial attrs and the summary: "exit 137, OOM-killed"."""
+        ...
+
     def cleanup(self) -> None:
         """Remove whatever this backend's workers left behind (containers, secret files)."""
         ...

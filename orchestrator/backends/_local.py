@@ -76,5 +76,12 @@ class LocalBackend:
         with path.open(errors="replace") as f:
             return "".join(deque(f, maxlen=tail))
 
+    def exit_reason(self, handle: WorkerHandle) -> str:
+        """The exit code, or the signal that killed the process."""
+        code = self._processes[handle.id].poll()
+        if code is not None and code < 0:
+            return f"killed by signal {-code}"
+        return f"exit {code}"
+
     def cleanup(self) -> None:
         """Nothing to remove: an ended process leaves only its log file, which is kept."""
