@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import optuna
 import pytest
 from docker.models.containers import Container
 from optuna.trial import TrialState
@@ -131,3 +132,57 @@ def test_cleanup_is_scoped_to_the_launch_and_gc_to_ended_workers(
         assert unrelated.id in remaining
     finally:
         unrelated.remove(force=True)
+
+
+def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    command = [HPO, "launch", "--study", "dkill", "--workers", "2", "--trials", "4"]
+    command += ["--runs-dir", str(tmp_path), "--heartbeat", "10", "--grace", "30"]
+    command += ["--pruner", "none", "trainer.max_epochs=60"]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        victim = _running_trial_of(database, "dkill", worker=0)
+        (container,) = docker_client.containers.list(
+            filters={"label": ["hpo.study=dkill", "hpo.worker=0"]}
+        )
+        container.kill()
+        killed_at = time.monotonic()
+        while not any(
+            t.number == victim and t.state is TrialState.FAIL
+            for t in read_study(database, "dkill").trials
+        ):
+            assert time.monotonic() - killed_at < 5, "not failed within 5 s"
+            time.sleep(0.1)
+        output, _ = launch.communicate(timeout=600)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.communicate()
+    snapshot = read_study(database, "dkill")
+    killed = next(t for t in snapshot.trials if t.number == victim)
+    assert killed.user_attrs["fail_reason"] == "worker w0 died: exit 137"
+    retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    assert [t.params for t in snapshot.trials if retried(t) == victim] == [killed.params]
+    assert snapshot.count(*FINISHED) == 4
+    assert snapshot.count(TrialState.RUNNING) == 0
+    assert "w0 (exit 137)" in output
+    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=dkill"}) == []
+
+
+def _running_trial_of(database: Database, name: str, worker: int) -> int:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            trials = read_study(database, name).trials
+        except KeyError:
+            trials = []
+        for trial in trials:
+            running = trial.state is TrialState.RUNNING and trial.intermediate_values
+            if running and trial.user_attrs.get("worker") == worker:
+                return trial.number
+        time.sleep(0.2)
+    raise AssertionError(f"worker {worker} never ran a trial")

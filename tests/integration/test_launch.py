@@ -75,8 +75,9 @@ def test_exact_budget_resume_pruning_and_no_password_anywhere(
 def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "1")
-    command += ["--grace", "3", "--pruner", "none", "trainer.max_epochs=60"]
+    # A grace of 30 s: only the launcher, seeing the worker die, can fail the trial within 5 s.
+    command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10")
+    command += ["--grace", "30", "--pruner", "none", "trainer.max_epochs=60"]
     with _running(command) as launch:
         victim = _wait_for_running_trial(database, "killed", worker=0)
         pattern = "trainer.worker --study killed --worker-id 0"
@@ -85,11 +86,14 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
         ).stdout.split()
         assert len(pids) == 1
         os.kill(int(pids[0]), signal.SIGKILL)
+        killed_at = time.monotonic()
+        _wait_for_state(database, "killed", victim, TrialState.FAIL)
+        assert time.monotonic() - killed_at < 5
         output, _ = launch.communicate(timeout=600)
 
     snapshot = read_study(database, "killed")
     killed = next(t for t in snapshot.trials if t.number == victim)
-    assert killed.state is TrialState.FAIL
+    assert killed.user_attrs["fail_reason"] == "worker w0 died: killed by signal 9"
     retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
     retries = [t for t in snapshot.trials if retried(t) == victim]
     assert len(retries) == 1
@@ -97,6 +101,16 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     assert snapshot.count(*FINISHED) == 6
     assert snapshot.count(TrialState.RUNNING) == 0
     assert launch.returncode == 1, output  # a worker died: the launch says so
+    assert "w0 (killed by signal 9)" in output
+
+
+def _wait_for_state(database: Database, name: str, number: int, state: TrialState) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(t.number == number and t.state is state for t in read_study(database, name).trials):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"trial {number} never became {state.name}")
 
 
 @contextmanager
