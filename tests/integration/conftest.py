@@ -146,5 +146,33 @@ def read_study(database: Database, name: str) -> Snapshot:
         storage.engine.dispose()
 
 
+def wait_for_running_trial(database: Database, name: str, worker: int, within: float = 180) -> int:
+    """The number of a trial that ``worker`` is running and has reported an epoch of."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            trials = read_study(database, name).trials
+        except KeyError:  # the study is not created yet
+            trials = []
+        for trial in trials:
+            running = trial.state is TrialState.RUNNING and trial.intermediate_values
+            if running and trial.user_attrs.get("worker") == worker:
+                return trial.number
+        time.sleep(0.2)
+    raise AssertionError(f"worker {worker} never ran a trial")
+
+
+def wait_for_state(
+    database: Database, name: str, number: int, state: TrialState, within: float
+) -> None:
+    """Return once trial ``number`` is in ``state``; fail if that takes ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if any(t.number == number and t.state is state for t in read_study(database, name).trials):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"trial {number} was not {state.name} within {within} s")
+
+
 def trainer_tag() -> str:
     return f"{TRAINER_IMAGE}:latest"

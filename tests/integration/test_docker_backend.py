@@ -18,7 +18,15 @@ from typer.testing import CliRunner
 from orchestrator.backends import DockerBackend, WorkerResources
 from orchestrator.cli import app
 from orchestrator.settings import Instance
-from tests.integration.conftest import HPO, BuiltImage, Database, read_study, trainer_tag
+from tests.integration.conftest import (
+    HPO,
+    BuiltImage,
+    Database,
+    read_study,
+    trainer_tag,
+    wait_for_running_trial,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -145,18 +153,12 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     command += ["--pruner", "none", "trainer.max_epochs=60"]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        victim = _running_trial_of(database, "dkill", worker=0)
+        victim = wait_for_running_trial(database, "dkill", worker=0)
         (container,) = docker_client.containers.list(
             filters={"label": ["hpo.study=dkill", "hpo.worker=0"]}
         )
         container.kill()
-        killed_at = time.monotonic()
-        while not any(
-            t.number == victim and t.state is TrialState.FAIL
-            for t in read_study(database, "dkill").trials
-        ):
-            assert time.monotonic() - killed_at < 5, "not failed within 5 s"
-            time.sleep(0.1)
+        wait_for_state(database, "dkill", victim, TrialState.FAIL, within=5)
         output, _ = launch.communicate(timeout=600)
     finally:
         if launch.poll() is None:
@@ -171,18 +173,3 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     assert snapshot.count(TrialState.RUNNING) == 0
     assert "w0 (exit 137)" in output
     assert docker_client.containers.list(all=True, filters={"label": "hpo.study=dkill"}) == []
-
-
-def _running_trial_of(database: Database, name: str, worker: int) -> int:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            trials = read_study(database, name).trials
-        except KeyError:
-            trials = []
-        for trial in trials:
-            running = trial.state is TrialState.RUNNING and trial.intermediate_values
-            if running and trial.user_attrs.get("worker") == worker:
-                return trial.number
-        time.sleep(0.2)
-    raise AssertionError(f"worker {worker} never ran a trial")

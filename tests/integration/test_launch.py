@@ -22,7 +22,13 @@ from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
 
 from orchestrator.study import build_spec, create_or_resume
-from tests.integration.conftest import HPO, Database, read_study
+from tests.integration.conftest import (
+    HPO,
+    Database,
+    read_study,
+    wait_for_running_trial,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -79,16 +85,14 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10")
     command += ["--grace", "30", "--pruner", "none", "trainer.max_epochs=60"]
     with _running(command) as launch:
-        victim = _wait_for_running_trial(database, "killed", worker=0)
+        victim = wait_for_running_trial(database, "killed", worker=0)
         pattern = "trainer.worker --study killed --worker-id 0"
         pids = subprocess.run(
             ["pgrep", "-f", pattern], capture_output=True, text=True, check=False
         ).stdout.split()
         assert len(pids) == 1
         os.kill(int(pids[0]), signal.SIGKILL)
-        killed_at = time.monotonic()
-        _wait_for_state(database, "killed", victim, TrialState.FAIL)
-        assert time.monotonic() - killed_at < 5
+        wait_for_state(database, "killed", victim, TrialState.FAIL, within=5)
         output, _ = launch.communicate(timeout=600)
 
     snapshot = read_study(database, "killed")
@@ -104,15 +108,6 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     assert "w0 (killed by signal 9)" in output
 
 
-def _wait_for_state(database: Database, name: str, number: int, state: TrialState) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if any(t.number == number and t.state is state for t in read_study(database, name).trials):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"trial {number} never became {state.name}")
-
-
 @contextmanager
 def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
     """A launch in the background; interrupted (Ctrl-C) and reaped if the test fails first."""
@@ -125,27 +120,11 @@ def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
             launch.communicate(timeout=120)
 
 
-def _wait_for_running_trial(database: Database, name: str, worker: int) -> int:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            snapshot = read_study(database, name)
-        except KeyError:  # the study is not created yet
-            time.sleep(0.5)
-            continue
-        for trial in snapshot.trials:
-            running = trial.state is TrialState.RUNNING and trial.intermediate_values
-            if running and trial.user_attrs.get("worker") == worker:
-                return trial.number
-        time.sleep(0.2)
-    raise AssertionError(f"worker {worker} never ran a trial")
-
-
 def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
     command = _launch("restarted", tmp_path, "--workers", "2", "--trials", "8", "--pruner", "none")
     command += ["trainer.max_epochs=30"]
     with _running(command) as launch:
-        _wait_for_running_trial(database, "restarted", worker=0)
+        wait_for_running_trial(database, "restarted", worker=0)
         client = docker.from_env()
         client.containers.get(database.container).restart(timeout=5)
         client.close()
@@ -263,7 +242,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
     command += ["--pruner", "none", "trainer.max_epochs=60"]
     with _running(command) as launch:
-        _wait_for_running_trial(database, "interrupted", worker=0)
+        wait_for_running_trial(database, "interrupted", worker=0)
         started = time.monotonic()
         launch.send_signal(signal.SIGINT)
         launch.communicate(timeout=60)
