@@ -59,7 +59,6 @@ def warm_rebuild(client: docker.DockerClient) -> float:
             log=lambda _: None,
         )
         seconds = time.monotonic() - started
-    client.images.remove("hpo-trainer-bench:rebuild", force=True)
     return seconds
 
 
@@ -88,7 +87,12 @@ def main() -> None:
     args = parser.parse_args()
     client = engine.connect()
     cold = None if args.skip_cold else cold_build(client)
-    warm = statistics.median(warm_rebuild(client) for _ in range(args.repeats))
+    # Kept between repeats: the first rebuild may miss `COPY --from=builder` when the classic
+    # builder picks an older cached builder stage (after --no-cache builds); later ones show the
+    # everyday loop. Every repeat is printed.
+    rebuilds = [warm_rebuild(client) for _ in range(args.repeats)]
+    client.images.remove("hpo-trainer-bench:rebuild", force=True)
+    warm = statistics.median(rebuilds)
     bare = [run_seconds(client, ["true"]) for _ in range(args.repeats)]
     imports = [run_seconds(client, ["python", "-c", IMPORTS]) for _ in range(args.repeats)]
     size = client.images.get(f"{TRAINER_IMAGE}:latest").attrs["Size"] / 1e9
@@ -99,7 +103,8 @@ def main() -> None:
         if cold
         else f"{'cold build':<34}{'skipped':>8}"
     )
-    print(f"{'rebuild after one .py change':<34}{warm:>8.1f} s   (goal < 15 s)")
+    each = ", ".join(f"{r:.1f}" for r in rebuilds)
+    print(f"{'rebuild after one .py change':<34}{warm:>8.1f} s   (each: {each}; goal < 15 s)")
     print(f"{'docker run true':<34}{statistics.median(bare):>8.2f} s")
     print(f"{'docker run + imports':<34}{statistics.median(imports):>8.2f} s")
     difference = statistics.median(imports) - statistics.median(bare)
