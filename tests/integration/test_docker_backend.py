@@ -150,7 +150,7 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
 ) -> None:
     command = [HPO, "launch", "--study", "dkill", "--workers", "2", "--trials", "4"]
     command += ["--runs-dir", str(tmp_path), "--heartbeat", "10", "--grace", "30"]
-    command += ["--pruner", "none", "trainer.max_epochs=60"]
+    command += ["--pruner", "none", "trainer.max_epochs=200"]  # ~5 s: the kill lands mid-trial
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         victim = wait_for_running_trial(database, "dkill", worker=0)

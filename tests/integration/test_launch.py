@@ -32,6 +32,9 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Trials that a fault test interrupts last ~5 s, well past the ~0.5 s it takes to see a running
+# trial in the database: the fault then always lands mid-trial, never after the study ended.
+LONG_TRIAL_EPOCHS = 200
 
 
 def _launch(name: str, runs: Path, *args: str) -> list[str]:
@@ -83,7 +86,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
 ) -> None:
     # A grace of 30 s: only the launcher, seeing the worker die, can fail the trial within 5 s.
     command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10")
-    command += ["--grace", "30", "--pruner", "none", "trainer.max_epochs=60"]
+    command += ["--grace", "30", "--pruner", "none", f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
     with _running(command) as launch:
         victim = wait_for_running_trial(database, "killed", worker=0)
         pattern = "trainer.worker --study killed --worker-id 0"
@@ -122,7 +125,7 @@ def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
     command = _launch("restarted", tmp_path, "--workers", "2", "--trials", "8", "--pruner", "none")
-    command += ["trainer.max_epochs=30"]
+    command += [f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
     with _running(command) as launch:
         wait_for_running_trial(database, "restarted", worker=0)
         client = docker.from_env()
@@ -240,7 +243,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     database: Database, tmp_path: Path
 ) -> None:
     command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
-    command += ["--pruner", "none", "trainer.max_epochs=60"]
+    command += ["--pruner", "none", f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
     with _running(command) as launch:
         wait_for_running_trial(database, "interrupted", worker=0)
         started = time.monotonic()
