@@ -75,21 +75,17 @@ class BudgetGate:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:c, :s)"), self._key())
             try:
-                counts = self.counts(connection)
+                counts = self._counts(connection)
                 verdict = self._verdict(counts)
                 return study.ask() if verdict is None else verdict
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:c, :s)"), self._key())
                 connection.commit()
 
-    def counts(self, connection: Connection | None = None) -> Counts:
-        """The study's trials by state, in one statement (on ``connection`` when given)."""
+    def _counts(self, connection: Connection) -> Counts:
+        """The study's trials by state, in one statement, on the connection holding the lock."""
         query = text("SELECT state, count(*) FROM trials WHERE study_id = :s GROUP BY state")
-        if connection is None:
-            with self.engine.connect() as own:
-                rows = own.execute(query, {"s": self.study_id}).all()
-        else:
-            rows = connection.execute(query, {"s": self.study_id}).all()
+        rows = connection.execute(query, {"s": self.study_id}).all()
         by_state = {str(state).rsplit(".", 1)[-1].lower(): int(n) for state, n in rows}
         return Counts(
             complete=by_state.get("complete", 0),
