@@ -69,9 +69,7 @@ class TrialLoop:
 
     def run_one(self, trial: optuna.Trial) -> None:
         """Run ``trial`` under a heartbeat and record its end; a failure is retried if allowed."""
-        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
-        trial.set_user_attr("worker", self.worker_id)
-        trial.set_user_attr("host", socket.gethostname())
+        trial_id = with_retries(lambda: self._label(trial), self.grace_s)
         try:
             with Heartbeat(self.storage, trial_id, self.resilience.heartbeat_s):
                 values = self.objective(trial)
@@ -87,6 +85,12 @@ class TrialLoop:
                 self.retry(self.study, self.storage.get_trial(trial_id))
             return
         self._tell(trial, trial_id, values=values)
+
+    def _label(self, trial: optuna.Trial) -> int:
+        """Record which worker and host run ``trial``; return its storage id (for heartbeats)."""
+        trial.set_user_attr("worker", self.worker_id)
+        trial.set_user_attr("host", socket.gethostname())
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
 
     def _fail(self, trial: optuna.Trial, trial_id: int, reason: str) -> bool:
         """Mark FAIL with its reason; False when someone else had already finished it."""
