@@ -8,6 +8,7 @@ die would otherwise stay RUNNING for ever.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.live import Live
 from trainer.spec import ExperimentSpec
@@ -27,6 +28,7 @@ from orchestrator.progress import Snapshot, render, take_snapshot
 __all__ = ["LaunchPlan", "run"]
 
 POLL_S = 1.0
+Retry = Callable[[optuna.Study, FrozenTrial], None]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -49,7 +51,9 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     Database outages up to the grace period are ridden out. Ctrl-C stops every worker (SIGTERM,
     then kill after ``stop_timeout_s``) and re-raises.
     """
-    storage = _reaping_storage(plan, spec)
+    # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
+    storage = _reaping_storage(plan, spec, retry)
     study = optuna.load_study(study_name=plan.study, storage=storage)
     grace = spec.resilience.grace_s
     started = time.monotonic()
@@ -57,7 +61,6 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     handles: dict[int, WorkerHandle] = {}
     states: dict[int, WorkerState] = {}
     reasons: dict[int, str] = {}  # worker -> why it failed
-    max_retry = spec.resilience.max_retry
 
     def refresh() -> Snapshot:
         return with_retries(
@@ -77,7 +80,7 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
                     if state is WorkerState.FAILED and worker not in reasons:
                         reasons[worker] = backend.exit_reason(handles[worker])
                         fail = partial(
-                            _fail_trials_of, study, storage, worker, reasons[worker], max_retry
+                            _fail_trials_of, study, storage, worker, reasons[worker], retry
                         )
                         with_retries(fail, grace)
                 live.update(render(refresh()))
@@ -107,14 +110,13 @@ def _reap_and_read(
 
 
 def _fail_trials_of(
-    study: optuna.Study, storage: RDBStorage, worker: int, reason: str, max_retry: int
+    study: optuna.Study, storage: RDBStorage, worker: int, reason: str, retry: Retry
 ) -> None:
     """A worker died: fail its running trial now, with why, and retry it (no grace period wait).
 
     The heartbeat stays the safety net for when no launcher watches (another host, a crash).
     """
     study_id = storage.get_study_id_from_name(study.study_name)
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get("worker") != worker:
             continue
@@ -132,19 +134,16 @@ def failed_workers(snapshot: Snapshot) -> list[int]:
     return [k for k, state in snapshot.workers.items() if state is WorkerState.FAILED]
 
 
-def _reaping_storage(plan: LaunchPlan, spec: ExperimentSpec) -> RDBStorage:
-    """A storage that knows the heartbeat settings, so that the launcher can reap."""
+def _reaping_storage(plan: LaunchPlan, spec: ExperimentSpec, retry: Retry) -> RDBStorage:
+    """A storage that knows the heartbeat settings (and ``retry``), so the launcher can reap."""
     resilience = spec.resilience
-    storage = open_storage(
+    return open_storage(
         plan.storage_url,
         plan.study,
         heartbeat_s=resilience.heartbeat_s,
         grace_s=resilience.grace_s,
-        stale_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=resilience.max_retry
-        ),
+        stale_callback=retry,
     )
-    return storage
 
 
 def _reap_orphans(study: optuna.Study, spec: ExperimentSpec) -> None:
