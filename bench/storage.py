@@ -22,6 +22,7 @@ import optuna
 from sqlalchemy import event
 from trainer.budget import BudgetGate
 from trainer.spec import Budget, Resilience
+from trainer.stopping import StopRequest
 from trainer.storage import open_storage, quiet_optuna
 from trainer.trial_loop import TrialLoop
 
@@ -70,7 +71,7 @@ def hpo(url: str, study: str, sampler: str, worker: int, trials: int) -> tuple[i
     study_id = storage.get_study_id_from_name(study)
     budget = loaded.user_attrs["bench.budget"]
     gate = BudgetGate(storage.engine, study_id, budget, resilience.max_failed, None)
-    loop = TrialLoop(loaded, storage, study_id, objective, resilience, worker, retry)
+    loop = TrialLoop(loaded, storage, study_id, objective, resilience, worker, retry, StopRequest())
     counted = _count_statements(storage)
     started = time.perf_counter()
     loop.pull(gate)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from trainer import experiment, fit, search_space
 from trainer.errors import ConfigError
 from trainer.pruning import ResilientPruning
 from trainer.search_space import SearchSpace
 from trainer.spec import ExperimentSpec
+from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
 
 __all__ = ["TrialRunner"]
 
@@ -25,12 +27,14 @@ class TrialRunner:
         study_name: Names the trial folders.
         runs_dir: Root of ``<study>/trial-<n>/`` folders (curves, logs, tracker files).
         threads: torch threads for this worker's share of the cores; ``None`` keeps the config's.
+        stop: Ends a fit at the next batch once set (by SIGTERM).
     """
 
     spec: ExperimentSpec
     study_name: str
     runs_dir: Path
     threads: int | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
 
     @property
     def space(self) -> SearchSpace:
@@ -42,6 +46,7 @@ class TrialRunner:
 
         Raises:
             ConfigError: The fit did not log a metric the objective names.
+            WorkerStopped: A stop was requested during the fit.
         """
         space = self.space
         values = space.suggest(trial)
@@ -57,7 +62,10 @@ class TrialRunner:
         reports = len(metrics_wanted) == 1
         grace = self.spec.resilience.grace_s
         callbacks = [ResilientPruning(trial, metrics_wanted[0], grace)] if reports else []
-        metrics = fit.run(cfg, callbacks)
+        try:
+            metrics = fit.run(cfg, [StopOnRequest(self.stop), *callbacks])
+        except SIGTERMException:  # Lightning's own flag got there first
+            raise WorkerStopped from None
         missing = [name for name in metrics_wanted if name not in metrics]
         if missing:
             raise ConfigError(

@@ -18,17 +18,14 @@ from optuna.trial import FrozenTrial, TrialState
 from trainer.budget import BudgetGate, Verdict
 from trainer.heartbeat import Heartbeat
 from trainer.spec import Resilience
+from trainer.stopping import StopRequest, WorkerStopped
 from trainer.storage import with_retries
 
-__all__ = ["TrialLoop", "WorkerStopped"]
+__all__ = ["TrialLoop"]
 
 log = logging.getLogger("trainer.worker")
 WAIT_POLL_S = 0.5  # while peers' running trials fill the budget: the count is one query
 _REASON_CHARS = 500
-
-
-class WorkerStopped(BaseException):
-    """SIGTERM arrived: fail the current trial (never leave it RUNNING), then leave."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +39,7 @@ class TrialLoop:
     resilience: Resilience
     worker_id: int
     retry: Callable[[optuna.Study, FrozenTrial], None]
+    stop: StopRequest
 
     @property
     def grace_s(self) -> float:
@@ -53,9 +51,13 @@ class TrialLoop:
 
         Stale trials are reaped at most once per heartbeat interval: often enough for a dead
         peer's trial to be retried within the grace period, without a query per trial.
+
+        Raises:
+            WorkerStopped: A stop was requested; no trial of this worker is left RUNNING.
         """
         last_reap = -math.inf
         while True:
+            self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:
                 with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
                 last_reap = time.monotonic()
@@ -71,6 +73,7 @@ class TrialLoop:
         """Run ``trial`` under a heartbeat and record its end; a failure is retried if allowed."""
         trial_id = with_retries(lambda: self._label(trial), self.grace_s)
         try:
+            self.stop.check()  # it came while the trial was reserved
             with Heartbeat(self.storage, trial_id, self.resilience.heartbeat_s):
                 values = self.objective(trial)
         except optuna.TrialPruned:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import optuna
@@ -24,8 +22,9 @@ from trainer.errors import HpoError
 from trainer.objective import TrialRunner
 from trainer.samplers import make_pruner, make_sampler
 from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec
+from trainer.stopping import StopRequest, WorkerStopped
 from trainer.storage import open_storage, quiet_optuna
-from trainer.trial_loop import TrialLoop, WorkerStopped
+from trainer.trial_loop import TrialLoop
 
 log = logging.getLogger("trainer.worker")
 
@@ -91,9 +90,10 @@ def _work(args: argparse.Namespace, url: str) -> int:
     timeout = spec.budget.timeout_s
     deadline = None if timeout is None else float(attrs[STARTED_ATTR]) + timeout
     gate = BudgetGate(storage.engine, study_id, spec.budget.trials, resilience.max_failed, deadline)
-    runner = TrialRunner(spec, args.study, args.runs_dir, args.threads)
-    loop = TrialLoop(study, storage, study_id, runner, resilience, args.worker_id, retry)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = StopRequest()
+    stop.install()
+    runner = TrialRunner(spec, args.study, args.runs_dir, args.threads, stop)
+    loop = TrialLoop(study, storage, study_id, runner, resilience, args.worker_id, retry, stop)
     try:
         log.info("stopping: %s", loop.pull(gate).value)
     except WorkerStopped:
@@ -111,10 +111,6 @@ def _read_study(url: str, name: str) -> tuple[int, dict[str, Any]]:
         return study_id, probe.get_study_user_attrs(study_id)
     finally:
         probe.engine.dispose()
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise WorkerStopped
 
 
 if __name__ == "__main__":

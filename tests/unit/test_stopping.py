@@ -1,0 +1,94 @@
+"""SIGTERM is a request honoured at safe points: a stopped trial is FAIL with its reason."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+from trainer import fit
+from trainer.spec import Resilience
+from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
+from trainer.trial_loop import TrialLoop
+
+from tests.conftest import ComposeFn
+
+
+@pytest.fixture
+def restore_sigterm() -> Iterator[None]:
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_only_records_the_request(restore_sigterm: None) -> None:
+    stop = StopRequest()
+    stop.install()
+    assert not stop.is_set()
+    os.kill(os.getpid(), signal.SIGTERM)  # would kill pytest if the handler were not ours
+    assert stop.is_set()
+    with pytest.raises(WorkerStopped):
+        stop.check()
+
+
+def _loop(tmp_path: Path, objective: object, stop: StopRequest) -> tuple[TrialLoop, optuna.Study]:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    study_id = storage.get_study_id_from_name("s")
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=0)
+    resilience = Resilience(heartbeat_s=60, grace_s=120)
+    loop = TrialLoop(study, storage, study_id, objective, resilience, 3, retry, stop)  # type: ignore[arg-type]
+    return loop, study
+
+
+@pytest.mark.parametrize("when", ["before the trial starts", "during the trial"])
+def test_stopped_trial_is_failed_with_its_reason(tmp_path: Path, when: str) -> None:
+    stop = StopRequest()
+    ran: list[int] = []
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        ran.append(trial.number)
+        stop.set()
+        stop.check()
+        return [1.0]
+
+    loop, study = _loop(tmp_path, objective, stop)
+    if when == "before the trial starts":
+        stop.set()
+    with pytest.raises(WorkerStopped):
+        loop.run_one(study.ask())
+    (trial,) = study.get_trials()
+    assert trial.state is TrialState.FAIL
+    assert trial.user_attrs == {
+        "worker": 3,
+        "host": trial.user_attrs["host"],
+        "fail_reason": "worker stopped (SIGTERM)",
+    }
+    assert ran == ([] if when == "before the trial starts" else [0])
+
+
+def test_an_objectives_own_errors_are_not_mistaken_for_a_stop(tmp_path: Path) -> None:
+    def objective(trial: optuna.Trial) -> list[float]:
+        raise RuntimeError("diverged")
+
+    loop, study = _loop(tmp_path, objective, StopRequest())
+    loop.run_one(study.ask())
+    (trial,) = study.get_trials()
+    assert trial.state is TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "RuntimeError: diverged"
+
+
+@pytest.mark.slow
+def test_fit_ends_at_the_first_batch_once_stop_is_requested(compose_in: ComposeFn) -> None:
+    stop = StopRequest()
+    stop.set()
+    cfg = compose_in(overrides=("trainer.max_epochs=1000",))
+    parts = fit.build(cfg, [StopOnRequest(stop)])
+    with pytest.raises(WorkerStopped):
+        parts.trainer.fit(parts.model, datamodule=parts.datamodule)
+    assert parts.trainer.global_step == 1
