@@ -6,6 +6,7 @@ Commands call the library through ``console.guard``, which turns an ``HpoError``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,10 +47,20 @@ for command in (
     app.command()(command)
 
 
+ConfigDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Your own Hydra config folder (experiment/, model/, search_space/...), "
+        "searched after hpo's.",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
-def experiments() -> None:
+def experiments(config_dir: ConfigDirOption = None) -> None:
     """List the experiments found in the config tree (trainer/conf/experiment)."""
-    for name in guard(experiment.list_experiments):
+    for name in guard(experiment.list_experiments, config_dir):
         stdout.print(name)
 
 
@@ -63,9 +74,10 @@ def show_config(
     resolve: Annotated[
         bool, typer.Option(help="Resolve interpolations such as ${trainer.max_epochs}.")
     ] = False,
+    config_dir: ConfigDirOption = None,
 ) -> None:
     """Print the composed config of an experiment, exactly as a trial would receive it."""
-    cfg = guard(experiment.compose, name, overrides or [])
+    cfg = guard(experiment.compose, name, overrides or [], config_dir)
     yaml = OmegaConf.to_yaml(cfg, resolve=resolve)
     stdout.print(yaml, end="", markup=False, highlight=False, soft_wrap=True)
 

@@ -42,6 +42,7 @@ class LaunchPlan:
     workers: int
     runs_dir: Path
     threads: int | None = None
+    config_dir: Path | None = None
     stop_timeout_s: float = 30.0
 
 
@@ -70,7 +71,12 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     try:
         for worker in range(plan.workers):
             spec_k = WorkerSpec(
-                plan.study, worker, plan.worker_storage_url, plan.runs_dir, plan.threads
+                plan.study,
+                worker,
+                plan.worker_storage_url,
+                plan.runs_dir,
+                plan.threads,
+                plan.config_dir,
             )
             handles[worker] = backend.start(spec_k)
         with Live(console=console, refresh_per_second=2, transient=False) as live:

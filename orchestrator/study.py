@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -39,19 +40,22 @@ def build_spec(
     pruner: str,
     seed: int | None,
     resilience: Resilience,
+    config_dir: Path | None = None,
 ) -> ExperimentSpec:
     """Compose the experiment, validate its search space, and check one sample composes.
+
+    ``config_dir`` is a user's config folder, searched after the packaged one.
 
     Raises:
         ConfigError: Bad experiment, override, search space or option; nothing was written yet.
     """
-    cfg = experiment.compose(name, overrides)
+    cfg = experiment.compose(name, overrides, config_dir)
     if cfg.get("search_space") is None:
         raise ConfigError(f"experiment `{name}` has no `search_space`; set `search_space: <name>`.")
     raw_space = OmegaConf.to_container(cfg.search_space, resolve=True)
     space = search_space.parse(raw_space)
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    experiment.compose(name, [*overrides, *space.overrides(space.suggest(probe))])
+    experiment.compose(name, [*overrides, *space.overrides(space.suggest(probe))], config_dir)
     return ExperimentSpec(
         experiment=name,
         overrides=tuple(overrides),

@@ -43,6 +43,7 @@ class WorkerSpec:
     storage_url: str = field(repr=False)
     runs_dir: Path
     threads: int | None = None
+    config_dir: Path | None = None  # a user's Hydra config folder, searched after the packaged one
 
     @property
     def name(self) -> str:

@@ -28,6 +28,7 @@ __all__ = ["DockerBackend", "WorkerResources"]
 CONTAINER_USER = "10001:10001"  # the image's `hpo` user
 RUNS_MOUNT = "/runs"
 SECRET_MOUNT = "/run/secrets/hpo-storage"
+CONFIG_MOUNT = "/opt/hpo/user-config"
 LAUNCH_LABEL = "hpo.launch"
 
 
@@ -77,6 +78,13 @@ class DockerBackend:
         command += ["--runs-dir", RUNS_MOUNT]
         if spec.threads is not None:
             command += ["--threads", str(spec.threads)]
+        volumes = {
+            str(run_dir): {"bind": f"{RUNS_MOUNT}/{spec.study}", "mode": "rw"},
+            str(secret): {"bind": SECRET_MOUNT, "mode": "ro"},
+        }
+        if spec.config_dir is not None:
+            command += ["--config-dir", CONFIG_MOUNT]
+            volumes[str(spec.config_dir.resolve())] = {"bind": CONFIG_MOUNT, "mode": "ro"}
         labels = {**self.labels, "hpo.study": spec.study, "hpo.worker": str(spec.worker_id)}
         with translated(f"starting worker container {spec.name}"):
             container = self.client.containers.run(
@@ -92,10 +100,7 @@ class DockerBackend:
                     "HOME": "/tmp",
                     "MPLCONFIGDIR": "/tmp/matplotlib",
                 },
-                volumes={
-                    str(run_dir): {"bind": f"{RUNS_MOUNT}/{spec.study}", "mode": "rw"},
-                    str(secret): {"bind": SECRET_MOUNT, "mode": "ro"},
-                },
+                volumes=volumes,
                 read_only=True,
                 tmpfs={"/tmp": f"rw,noexec,nosuid,size={self.resources.tmp_size}"},
                 cap_drop=["ALL"],

@@ -37,6 +37,8 @@ class LocalBackend:
         if spec.threads is not None:
             command += ["--threads", str(spec.threads)]
             environment["OMP_NUM_THREADS"] = str(spec.threads)
+        if spec.config_dir is not None:
+            command += ["--config-dir", str(spec.config_dir)]
         with spec.log_path.open("ab") as log:
             process = subprocess.Popen(
                 command,

@@ -104,8 +104,21 @@ def launch(
             rich_help_panel=WORKERS,
         ),
     ] = 2,
+    config_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own Hydra config folder (experiment/, model/, search_space/...), searched "
+            "after hpo's; mounted read-only into the workers.",
+            show_default=False,
+            rich_help_panel=SEARCH,
+        ),
+    ] = None,
     image: Annotated[
-        str, typer.Option(help="Trainer image of the workers (docker).", rich_help_panel=WORKERS)
+        str,
+        typer.Option(
+            help="Workers' image: the trainer image, or yours built FROM it (docker).",
+            rich_help_panel=WORKERS,
+        ),
     ] = f"{TRAINER_IMAGE}:latest",
     cpus_per_worker: Annotated[
         float | None,
@@ -177,6 +190,7 @@ def launch(
         pruner=pruner.value,
         seed=seed,
         resilience=resilience,
+        config_dir=config_dir,
     )
     url, network_url = guard(resolve_storage_pair, storage, start=True)
     # Containers reach Postgres by its name on the private network; local processes cannot.
@@ -187,7 +201,13 @@ def launch(
     runner = guard(_make_backend, backend, image, resources)
     guard(studies.create_or_resume, url, name, spec, force=force)
     plan = launcher.LaunchPlan(
-        name, url, worker_url, workers, runs_dir.resolve(), max(1, int(cpus))
+        name,
+        url,
+        worker_url,
+        workers,
+        runs_dir.resolve(),
+        threads=max(1, int(cpus)),
+        config_dir=config_dir.resolve() if config_dir else None,
     )
     where = f"logs in {runs_dir / name}"
     stdout.print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra import compose as hydra_compose
@@ -32,18 +33,27 @@ _ABSENT = object()
 OmegaConf.register_new_resolver("hpo.env_unset", lambda name: name not in os.environ, replace=True)
 
 
-def list_experiments() -> list[str]:
-    """Names of the experiments found on Hydra's search path (``experiment/*.yaml``)."""
+def list_experiments(config_dir: Path | None = None) -> list[str]:
+    """Names of the experiments found on Hydra's search path (``experiment/*.yaml``).
+
+    Raises:
+        ConfigError: ``config_dir`` is not a folder.
+    """
+    search = _search_path(config_dir)
     with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
-        return _group_options("experiment")
+        return _group_options("experiment", search)
 
 
-def compose(name: str | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+def compose(
+    name: str | None = None, overrides: Sequence[str] = (), config_dir: Path | None = None
+) -> DictConfig:
     """Compose the config of experiment ``name`` with ``overrides`` (Hydra override syntax).
 
     Args:
         name: An experiment in ``conf/experiment/``; ``None`` composes the bare defaults.
         overrides: Overrides such as ``model.hidden_dim=256`` or ``model/optimizer=sgd``.
+        config_dir: A user's config folder, searched after the packaged one: it may add groups
+            and options (``experiment/``, ``model/``, ``search_space/``...) and override ours.
 
     Returns:
         The composed config, interpolations unresolved.
@@ -53,31 +63,41 @@ def compose(name: str | None = None, overrides: Sequence[str] = ()) -> DictConfi
             malformed override.
     """
     prefix = [] if name is None else [f"experiment={name}"]
-    return compose_overrides([*prefix, *overrides])
+    return compose_overrides([*prefix, *overrides], config_dir)
 
 
-def compose_overrides(overrides: Sequence[str]) -> DictConfig:
+def compose_overrides(overrides: Sequence[str], config_dir: Path | None = None) -> DictConfig:
     """Validate then compose the root config with raw Hydra overrides.
 
     Raises:
         ConfigError: See ``compose``.
     """
+    search = _search_path(config_dir)
     if GlobalHydra.instance().is_initialized():
-        return _compose_checked(overrides)
+        return _compose_checked(overrides, search)
     with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
-        return _compose_checked(overrides)
+        return _compose_checked(overrides, search)
 
 
-def _compose_checked(overrides: Sequence[str]) -> DictConfig:
+def _search_path(config_dir: Path | None) -> list[str]:
+    """Hydra's own ``hydra.searchpath`` override: the packaged tree first, then the user's."""
+    if config_dir is None:
+        return []
+    if not config_dir.is_dir():
+        raise ConfigError(f"config folder `{config_dir}` does not exist (`--config-dir`).")
+    return [f"hydra.searchpath=[file://{config_dir.resolve()}]"]
+
+
+def _compose_checked(overrides: Sequence[str], search: list[str]) -> DictConfig:
     parsed = _parse(overrides)
-    groups = [o for o in parsed if _is_group(o.key_or_group)]
+    groups = [o for o in parsed if _group_options(o.key_or_group, search)]
     for override in groups:
-        _check_group_choice(override)
-    base = _compose([o.input_line or "" for o in groups])
+        _check_group_choice(override, search)
+    base = _compose([*search, *(o.input_line or "" for o in groups)])
     for override in parsed:
         if override not in groups and not (override.is_add() or override.is_force_add()):
             _check_value(base, override)
-    return _compose(list(overrides))
+    return _compose([*search, *overrides])
 
 
 def _parse(overrides: Sequence[str]) -> list[Override]:
@@ -98,20 +118,16 @@ def _compose(overrides: list[str]) -> DictConfig:
         raise ConfigError(" ".join(lines[:2])) from None
 
 
-def _group_options(group: str) -> list[str]:
+def _group_options(group: str, search: list[str]) -> list[str]:
     loader = GlobalHydra.instance().config_loader()
-    return sorted(loader.get_group_options(group))
+    return sorted(loader.get_group_options(group, config_name=ROOT_CONFIG, overrides=search))
 
 
-def _is_group(key: str) -> bool:
-    return bool(_group_options(key))
-
-
-def _check_group_choice(override: Override) -> None:
+def _check_group_choice(override: Override, search: list[str]) -> None:
     if override.is_delete() or override.is_sweep_override():
         return
     group = override.key_or_group
-    options = _group_options(group)
+    options = _group_options(group, search)
     choice = override.value()
     if choice is None:
         raise ConfigError(f"`{group}=null` is not an option; use `~{group}` to leave it out.")

@@ -28,6 +28,7 @@ class TrialRunner:
         runs_dir: Root of ``<study>/trial-<n>/`` folders (curves, logs, tracker files).
         threads: torch threads for this worker's share of the cores; ``None`` keeps the config's.
         stop: Ends a fit at the next batch once set (by SIGTERM).
+        config_dir: A user's Hydra config folder (their experiments and models), if any.
     """
 
     spec: ExperimentSpec
@@ -35,6 +36,7 @@ class TrialRunner:
     runs_dir: Path
     threads: int | None = None
     stop: StopRequest = field(default_factory=StopRequest)
+    config_dir: Path | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -55,7 +57,7 @@ class TrialRunner:
         overrides.append(f"paths.output_dir={search_space.hydra_value(str(output_dir))}")
         if self.threads is not None:
             overrides.append(f"threads={self.threads}")
-        cfg = experiment.compose(self.spec.experiment, overrides)
+        cfg = experiment.compose(self.spec.experiment, overrides, self.config_dir)
         metrics_wanted = self.spec.objective.metrics
         # Per-epoch values are reported whatever the pruner (NopPruner never prunes): the live
         # view and the report show them. Optuna cannot report multi-objective values.

@@ -1,15 +1,17 @@
 """``python -m trainer.train experiment=digits_mlp model.hidden_dim=256``: one training run.
 
 Hydra's ``@hydra.main`` gives the run its own folder (config, log and curves under
-``outputs/<experiment>/<time>``). The overrides are validated with the compose API first, so a
-mistake ends in one line and exit code 2 rather than Hydra's traceback. The final metrics are
-printed to stdout as one JSON line; logs go to stderr.
+``outputs/<experiment>/<time>``), and its flags: ``--config-dir DIR`` adds a user's config
+folder. The overrides are validated with the compose API first, so a mistake ends in one line and
+exit code 2 rather than Hydra's traceback. The final metrics are printed to stdout as one JSON
+line; logs go to stderr.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -22,12 +24,27 @@ USAGE_ERROR = 2
 
 def main() -> None:
     """Validate the command line's overrides, then run through ``@hydra.main``."""
-    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    overrides, config_dir = _split_command_line(sys.argv[1:])
     try:
-        experiment.compose_overrides(overrides)
+        experiment.compose_overrides(overrides, config_dir)
     except ConfigError as e:
         _fail(e)
     _train()
+
+
+def _split_command_line(args: list[str]) -> tuple[list[str], Path | None]:
+    """The overrides, and the folder of Hydra's ``--config-dir``/``-cd`` flag (other flags go)."""
+    overrides: list[str] = []
+    config_dir = None
+    words = iter(args)
+    for arg in words:
+        if arg in ("--config-dir", "-cd"):
+            config_dir = Path(next(words, ""))
+        elif arg.startswith("--config-dir="):
+            config_dir = Path(arg.partition("=")[2])
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return overrides, config_dir
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name=experiment.ROOT_CONFIG)

@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--runs-dir", type=Path, default=Path(os.environ.get("HPO_RUNS_DIR", "hpo-runs"))
     )
+    parser.add_argument(
+        "--config-dir", type=Path, default=None, help="a user's Hydra config folder, if any"
+    )
     return parser.parse_args(argv)
 
 
@@ -92,7 +95,7 @@ def _work(args: argparse.Namespace, url: str) -> int:
     gate = BudgetGate(storage.engine, study_id, spec.budget.trials, resilience.max_failed, deadline)
     stop = StopRequest()
     stop.install()
-    runner = TrialRunner(spec, args.study, args.runs_dir, args.threads, stop)
+    runner = TrialRunner(spec, args.study, args.runs_dir, args.threads, stop, args.config_dir)
     loop = TrialLoop(study, storage, study_id, runner, resilience, args.worker_id, retry, stop)
     try:
         log.info("stopping: %s", loop.pull(gate).value)

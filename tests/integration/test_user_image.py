@@ -1,0 +1,117 @@
+"""Workers from a user's image built FROM the trainer image, with their own config folder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from optuna.trial import TrialState
+
+from tests.integration.conftest import HPO, REPO, BuiltImage, Database, read_study
+
+pytestmark = pytest.mark.integration
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+EXAMPLE = REPO / "examples" / "custom_model"
+FAULTS_DOCKERFILE = """\
+FROM hpo-trainer:latest
+COPY faults.py /opt/faults/hpo_faults.py
+ENV PYTHONPATH=/opt/faults
+"""
+
+
+def _build(client: docker.DockerClient, context: Path) -> Iterator[str]:
+    tag = f"hpo-test-user-{uuid.uuid4().hex[:8]}:latest"
+    client.images.build(path=str(context), tag=tag, rm=True, network_mode="none")
+    yield tag
+    client.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="module")
+def custom_image(docker_client: docker.DockerClient, trainer_image: BuiltImage) -> Iterator[str]:
+    """examples/custom_model built as its README says."""
+    yield from _build(docker_client, EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def faults_image(
+    docker_client: docker.DockerClient,
+    trainer_image: BuiltImage,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The trainer image plus the misbehaving models of tests/integration/faults.py."""
+    context = tmp_path_factory.mktemp("faults-image")
+    shutil.copy(Path(__file__).with_name("faults.py"), context / "faults.py")
+    (context / "Dockerfile").write_text(FAULTS_DOCKERFILE)
+    yield from _build(docker_client, context)
+
+
+def _launch(study: str, runs: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [HPO, "launch", "--study", study, "--runs-dir", str(runs), "--seed", "1", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_custom_model_example_runs_in_its_own_image(
+    database: Database, custom_image: str, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    result = _launch(
+        "custom",
+        tmp_path,
+        "--workers",
+        "2",
+        "--trials",
+        "4",
+        "--image",
+        custom_image,
+        "--config-dir",
+        str(EXAMPLE / "conf"),
+        "--experiment",
+        "digits_cnn",
+        "trainer.max_epochs=3",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    snapshot = read_study(database, "custom")
+    assert snapshot.count(*FINISHED) == 4
+    assert all(set(t.params) == {"channels", "dropout", "lr"} for t in snapshot.trials)
+    assert all(t.values for t in snapshot.trials if t.state is TrialState.COMPLETE)
+    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=custom"}) == []
+
+
+def test_a_user_experiment_without_its_config_folder_is_refused(
+    database: Database, tmp_path: Path
+) -> None:
+    result = _launch("nocfg", tmp_path, "--experiment", "digits_cnn", "--trials", "1")
+    assert result.returncode == 2
+    assert "unknown experiment `digits_cnn`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_oom_killed_worker_is_reported_in_the_trial_and_the_summary(
+    database: Database, faults_image: str, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    result = _launch(
+        "oom",
+        tmp_path,
+        "--workers",
+        "1",
+        "--trials",
+        "2",
+        "--max-retry",
+        "0",
+        "--image",
+        faults_image,
+        "--memory-per-worker",
+        "1g",
+        "model._target_=hpo_faults.MemoryHogMLP",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    snapshot = read_study(database, "oom")
+    (trial,) = snapshot.trials
+    assert trial.state is TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "worker w0 died: exit 137, OOM-killed"
+    assert "w0 (exit 137, OOM-killed)" in result.stdout
+    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=oom"}) == []

@@ -1,0 +1,83 @@
+"""A user's config folder and model (examples/custom_model) join hpo's, and are checked alike."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from trainer import experiment, fit
+from trainer.errors import ConfigError
+from trainer.spec import Budget, Resilience
+
+from orchestrator import study
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_model"
+USER_CONF = EXAMPLE / "conf"
+
+
+def test_user_experiments_are_listed_beside_ours() -> None:
+    assert {"digits_cnn", "digits_mlp"} <= set(experiment.list_experiments(USER_CONF))
+    assert "digits_cnn" not in experiment.list_experiments()
+
+
+def test_user_experiment_composes_with_our_data_and_defaults() -> None:
+    cfg = experiment.compose("digits_cnn", ["model.channels=24"], USER_CONF)
+    assert cfg.model._target_ == "custom_model.DigitsCNN"
+    assert cfg.model.channels == 24
+    assert cfg.data._target_ == "trainer.data.digits.DigitsDataModule"
+    assert cfg.trainer.max_epochs == 15
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model.chanels=8"], "unknown config key `model.chanels`"),
+        (["model.channels=wide"], "`model.channels` expects int"),
+        (["model=resnet"], "choose one of: digits_cnn, mlp"),
+    ],
+)
+def test_user_config_gets_the_same_one_line_errors(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        experiment.compose("digits_cnn", overrides, USER_CONF)
+
+
+def test_missing_config_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config folder .*nope. does not exist"):
+        experiment.compose("digits_mlp", [], tmp_path / "nope")
+
+
+def test_spec_of_a_user_experiment_validates_its_search_space() -> None:
+    spec = study.build_spec(
+        "digits_cnn",
+        [],
+        budget=Budget(trials=4),
+        sampler="tpe",
+        pruner="median",
+        seed=None,
+        resilience=Resilience(),
+        config_dir=USER_CONF,
+    )
+    assert set(spec.search_space) == {"channels", "dropout", "lr"}
+    assert spec.objective.metrics == ("val_acc",)
+
+
+@pytest.mark.slow
+def test_user_model_trains_from_its_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    overrides = ["trainer.max_epochs=2", f"paths.output_dir={tmp_path}", "threads=1"]
+    metrics = fit.run(experiment.compose("digits_cnn", overrides, USER_CONF))
+    assert metrics["epochs"] == 2
+    assert metrics["val_acc"] > 0.3  # 10 classes: chance is 0.1
+
+
+def test_train_command_takes_hydras_config_dir_flag(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "trainer.train", "--config-dir", str(USER_CONF)]
+    command += ["experiment=digits_cnn", "model.chanels=8"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown config key `model.chanels`")
+    assert result.stdout == ""
