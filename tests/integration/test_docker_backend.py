@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+CORES = os.cpu_count() or 1
 
 
 def _inspect_workers(client: docker.DockerClient, study: str, count: int) -> list[dict[str, Any]]:
@@ -49,16 +52,17 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    command = [HPO, "launch", "--backend", "docker", "--study", "dock", "--workers", "2"]
-    command += [
+    command = [
+        HPO,
+        "launch",
+        "--study",
+        "dock",
+        "--workers",
+        "2",
         "--trials",
-        "4",
-        "--runs-dir",
-        str(tmp_path),
-        "--seed",
-        "1",
-        "trainer.max_epochs=20",
-    ]
+        "10",
+    ]  # docker: default
+    command += ["--runs-dir", str(tmp_path), "--seed", "1", "trainer.max_epochs=10"]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         attrs = _inspect_workers(docker_client, "dock", 2)
@@ -78,6 +82,7 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
         assert host["Init"] is True
         assert host["PidsLimit"] and host["PidsLimit"] > 0
         assert host["Memory"] > 0 and host["Memory"] == host["MemorySwap"]
+        assert host["NanoCpus"] == int(CORES / 2 * 1e9)  # cores / workers, by default
         assert host["NetworkMode"] not in ("host", "default", "bridge")
         assert host["Privileged"] is False
         mounts = json.dumps(container["Mounts"])
@@ -87,13 +92,16 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
         assert {"hpo.study", "hpo.worker", "hpo.launch"} <= set(config["Labels"])
 
     snapshot = read_study(database, "dock")
-    assert snapshot.count(*FINISHED) == 4
+    assert snapshot.count(*FINISHED) == 10
     assert snapshot.count(TrialState.RUNNING) == 0
+    assert {t.user_attrs["worker"] for t in snapshot.trials} == {0, 1}  # both did work
     hosts = {t.user_attrs["host"] for t in snapshot.trials}
     assert hosts <= {c["Config"]["Hostname"] for c in attrs}  # the trials ran in the containers
     logs = sorted(p.name for p in (tmp_path / "dock").glob("worker-*.log"))
     assert logs == ["worker-0.log", "worker-1.log"]
-    assert "stopping: done" in (tmp_path / "dock" / "worker-0.log").read_text()
+    worker_log = (tmp_path / "dock" / "worker-0.log").read_text()
+    assert "stopping: done" in worker_log
+    assert f"torch threads: {max(1, CORES // 2)}\n" in worker_log  # threads match the CPU share
     assert any((tmp_path / "dock").glob("trial-*/csv/metrics.csv"))
     left = docker_client.containers.list(all=True, filters={"label": "hpo.study=dock"})
     assert left == []
@@ -173,3 +181,36 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     assert snapshot.count(TrialState.RUNNING) == 0
     assert "w0 (exit 137)" in output
     assert docker_client.containers.list(all=True, filters={"label": "hpo.study=dkill"}) == []
+
+
+def test_ctrl_c_removes_every_container_and_the_study_resumes(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    command = [HPO, "launch", "--study", "dint", "--workers", "2", "--trials", "4"]
+    command += ["--runs-dir", str(tmp_path), "--pruner", "none"]
+    command += ["trainer.max_epochs=200"]  # ~5 s: the signal lands mid-trial
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_running_trial(database, "dint", worker=0)
+        started = time.monotonic()
+        launch.send_signal(signal.SIGINT)
+        output, _ = launch.communicate(timeout=60)
+        assert time.monotonic() - started < 30
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.communicate()
+    assert launch.returncode == 1, output
+    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=dint"}) == []
+    snapshot = read_study(database, "dint")
+    assert snapshot.count(TrialState.RUNNING) == 0
+    reasons = {
+        t.user_attrs.get("fail_reason") for t in snapshot.trials if t.state is TrialState.FAIL
+    }
+    assert reasons == {"worker stopped (SIGTERM)"}
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert read_study(database, "dint").count(*FINISHED) == 4

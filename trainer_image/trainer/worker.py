@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 from trainer.budget import BudgetGate
 from trainer.errors import HpoError
@@ -93,6 +94,9 @@ def _work(args: argparse.Namespace, url: str) -> int:
     timeout = spec.budget.timeout_s
     deadline = None if timeout is None else float(attrs[STARTED_ATTR]) + timeout
     gate = BudgetGate(storage.engine, study_id, spec.budget.trials, resilience.max_failed, deadline)
+    if args.threads is not None:  # each trial sets it again from its config; this shows it early
+        torch.set_num_threads(args.threads)
+    log.info("torch threads: %d", torch.get_num_threads())
     stop = StopRequest()
     stop.install()
     runner = TrialRunner(spec, args.study, args.runs_dir, args.threads, stop, args.config_dir)
