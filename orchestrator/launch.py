@@ -43,6 +43,8 @@ class LaunchPlan:
     runs_dir: Path
     threads: int | None = None
     config_dir: Path | None = None
+    restart_workers: int = 0  # restarts allowed per failed worker
+    detach: bool = False  # return once every worker runs; leave them running
     stop_timeout_s: float = 30.0
 
 
@@ -50,7 +52,8 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     """Start the workers, show progress until they end, and return the final state.
 
     Database outages up to the grace period are ridden out. Ctrl-C stops every worker (SIGTERM,
-    then kill after ``stop_timeout_s``) and re-raises.
+    then kill after ``stop_timeout_s``) and re-raises; so does a worker that cannot be started.
+    With ``plan.detach`` the workers are left running once they all run.
     """
     # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
@@ -59,48 +62,94 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     grace = spec.resilience.grace_s
     started = time.monotonic()
     done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-    handles: dict[int, WorkerHandle] = {}
-    states: dict[int, WorkerState] = {}
-    reasons: dict[int, str] = {}  # worker -> why it failed
+    fleet = _Fleet(plan, backend, partial(_fail_trials_of, study, storage, retry=retry))
 
     def refresh() -> Snapshot:
-        return with_retries(
-            lambda: _reap_and_read(study, spec, states, started, done_before), grace
-        )
+        read = partial(_reap_and_read, study, spec, fleet.states, started, done_before)
+        return fleet.annotate(with_retries(read, grace))
 
     try:
         for worker in range(plan.workers):
-            spec_k = WorkerSpec(
-                plan.study,
-                worker,
-                plan.worker_storage_url,
-                plan.runs_dir,
-                plan.threads,
-                plan.config_dir,
-            )
-            handles[worker] = backend.start(spec_k)
+            fleet.start(worker)
         with Live(console=console, refresh_per_second=2, transient=False) as live:
-            while True:
-                states.update({k: backend.poll(h) for k, h in handles.items()})
-                for worker, state in states.items():
-                    if state is WorkerState.FAILED and worker not in reasons:
-                        reasons[worker] = backend.exit_reason(handles[worker])
-                        fail = partial(
-                            _fail_trials_of, study, storage, worker, reasons[worker], retry
-                        )
-                        with_retries(fail, grace)
+            while not fleet.all_finished:
+                with_retries(fleet.poll, grace)
                 live.update(render(refresh()))
-                if all(state.finished for state in states.values()):
-                    break
+                if plan.detach and fleet.all_running:
+                    return refresh()
                 time.sleep(POLL_S)
         with_retries(lambda: _reap_orphans(study, spec), grace)
-        return replace(refresh(), failure_reasons=dict(reasons))
+        return refresh()
     finally:
-        for handle in handles.values():
-            if not backend.poll(handle).finished:
-                backend.stop(handle, plan.stop_timeout_s)
-        backend.cleanup()
+        if not (plan.detach and fleet.all_running):
+            fleet.stop_all()
         storage.engine.dispose()
+
+
+class _Fleet:
+    """The launch's workers: their handles and states, why they failed, how often restarted."""
+
+    def __init__(
+        self, plan: LaunchPlan, backend: Backend, fail_trials: Callable[[int, str], None]
+    ) -> None:
+        self.plan = plan
+        self.backend = backend
+        self.fail_trials = fail_trials  # (worker, reason): fail its RUNNING trial at once
+        self.handles: dict[int, WorkerHandle] = {}
+        self.states: dict[int, WorkerState] = {}
+        self.reasons: dict[int, str] = {}  # worker -> why it last failed
+        self.restarts: dict[int, int] = {}
+        self._handled: set[str] = set()  # handles whose failure was dealt with
+
+    @property
+    def all_finished(self) -> bool:
+        """Whether every worker has ended (and will not be restarted)."""
+        return bool(self.states) and all(state.finished for state in self.states.values())
+
+    @property
+    def all_running(self) -> bool:
+        """Whether every worker is up."""
+        states = self.states.values()
+        return bool(states) and all(state is WorkerState.RUNNING for state in states)
+
+    def start(self, worker: int) -> None:
+        """Start (or restart) ``worker``."""
+        plan = self.plan
+        spec = WorkerSpec(
+            plan.study,
+            worker,
+            plan.worker_storage_url,
+            plan.runs_dir,
+            plan.threads,
+            plan.config_dir,
+        )
+        self.handles[worker] = self.backend.start(spec)
+        self.states[worker] = WorkerState.PENDING
+
+    def poll(self) -> None:
+        """Refresh the states; a newly failed worker's trial is failed, and it may restart."""
+        for worker, handle in list(self.handles.items()):
+            self.states[worker] = state = self.backend.poll(handle)
+            if state is not WorkerState.FAILED or handle.id in self._handled:
+                continue
+            reason = self.backend.exit_reason(handle)
+            self.fail_trials(worker, reason)  # may raise while the database is down: polled again
+            self._handled.add(handle.id)
+            self.reasons[worker] = reason
+            if self.restarts.get(worker, 0) < self.plan.restart_workers:
+                self.restarts[worker] = self.restarts.get(worker, 0) + 1
+                self.start(worker)
+
+    def annotate(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with the workers' failures and restarts."""
+        return replace(snapshot, failure_reasons=dict(self.reasons), restarts=dict(self.restarts))
+
+    def stop_all(self) -> None:
+        """Stop every worker still running, then remove what the backend made."""
+        for handle in self.handles.values():
+            if not self.backend.poll(handle).finished:
+                self.backend.stop(handle, self.plan.stop_timeout_s)
+        self.backend.cleanup()
 
 
 def _reap_and_read(
@@ -116,7 +165,7 @@ def _reap_and_read(
 
 
 def _fail_trials_of(
-    study: optuna.Study, storage: RDBStorage, worker: int, reason: str, retry: Retry
+    study: optuna.Study, storage: RDBStorage, worker: int, reason: str, *, retry: Retry
 ) -> None:
     """A worker died: fail its running trial now, with why, and retry it (no grace period wait).
 

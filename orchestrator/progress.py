@@ -32,6 +32,7 @@ class Snapshot:
     elapsed_s: float = 0.0
     finished_since_start: int = 0
     failure_reasons: Mapping[int, str] = field(default_factory=dict)  # worker -> why it failed
+    restarts: Mapping[int, int] = field(default_factory=dict)  # worker -> times restarted
 
     @property
     def per_minute(self) -> float:
@@ -117,13 +118,24 @@ def render(snapshot: Snapshot) -> Group:
 
 def _workers_table(snapshot: Snapshot) -> Table:
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
-    for column in ("worker", "state", "trial", "epoch"):
+    for column in ("worker", "state", "trial", "epoch", "note"):
         table.add_column(column)
     for worker, state in sorted(snapshot.workers.items()):
         trial, step = snapshot.running.get(worker, (None, None))
         shown = ["-" if value is None else str(value) for value in (trial, step)]
-        table.add_row(f"w{worker}", str(state), *shown)
+        table.add_row(f"w{worker}", str(state), *shown, _worker_note(snapshot, worker))
     return table
+
+
+def _worker_note(snapshot: Snapshot, worker: int) -> str:
+    """Why a worker failed (red while it stays down), and how often it was restarted."""
+    reason = snapshot.failure_reasons.get(worker)
+    restarts = snapshot.restarts.get(worker, 0)
+    if snapshot.workers.get(worker) is WorkerState.FAILED:
+        return f"[red]{reason or 'failed'}[/]"
+    if restarts:
+        return f"restarted {restarts}x (last: {reason})"
+    return ""
 
 
 def _best(study: optuna.Study, trials: Sequence[FrozenTrial]) -> FrozenTrial | None:

@@ -32,4 +32,10 @@ def print_summary(final: Snapshot, failed_workers: list[int], max_failed: int) -
             f"w{k} ({final.failure_reasons.get(k, 'failed')})" for k in failed_workers
         )
         stdout.print(f"[red]workers that failed: {names}[/] (see their logs)")
+    if final.restarts:
+        restarted = ", ".join(
+            f"w{k} {n}x (last: {final.failure_reasons.get(k, '?')})"
+            for k, n in sorted(final.restarts.items())
+        )
+        stdout.print(f"[yellow]workers restarted: {restarted}[/]")
     return 0 if counts.complete > 0 and not failed_workers else 1

@@ -13,8 +13,14 @@ from orchestrator.backends._base import (
     WorkerState,
     state_from_exit,
 )
-from orchestrator.backends._docker import DockerBackend, WorkerResources
+from orchestrator.backends._docker import DockerBackend
 from orchestrator.backends._local import LocalBackend
+from orchestrator.backends._resources import (
+    WorkerResources,
+    check_capacity,
+    gpu_ids,
+    visible_gpus,
+)
 
 __all__ = [
     "Backend",
@@ -24,5 +30,8 @@ __all__ = [
     "WorkerResources",
     "WorkerSpec",
     "WorkerState",
+    "check_capacity",
+    "gpu_ids",
     "state_from_exit",
+    "visible_gpus",
 ]

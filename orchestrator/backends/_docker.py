@@ -13,33 +13,24 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 from docker.errors import NotFound
 from docker.models.containers import Container
+from docker.types import DeviceRequest
 
 from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
+from orchestrator.backends._resources import WorkerResources, gpu_ids
 from orchestrator.engine import translated
 
-__all__ = ["DockerBackend", "WorkerResources"]
+__all__ = ["DockerBackend"]
 
 CONTAINER_USER = "10001:10001"  # the image's `hpo` user
 RUNS_MOUNT = "/runs"
 SECRET_MOUNT = "/run/secrets/hpo-storage"
 CONFIG_MOUNT = "/opt/hpo/user-config"
 LAUNCH_LABEL = "hpo.launch"
-
-
-@dataclass(frozen=True)
-class WorkerResources:
-    """One worker's share of the machine."""
-
-    cpus: float
-    memory: str = "2g"
-    pids: int = 512
-    tmp_size: str = "512m"
 
 
 class DockerBackend:
@@ -57,6 +48,7 @@ class DockerBackend:
         labels: dict[str, str],
         resources: WorkerResources,
         secrets_dir: Path,
+        gpus_available: int = 0,
     ) -> None:
         self.client = client
         self.image = image
@@ -64,6 +56,7 @@ class DockerBackend:
         self.labels = {**labels, LAUNCH_LABEL: launch_id}
         self.resources = resources
         self.secrets_dir = secrets_dir
+        self.gpus_available = gpus_available
         self._stopped: set[str] = set()
         self._log_threads: list[threading.Thread] = []
 
@@ -86,7 +79,10 @@ class DockerBackend:
             command += ["--config-dir", CONFIG_MOUNT]
             volumes[str(spec.config_dir.resolve())] = {"bind": CONFIG_MOUNT, "mode": "ro"}
         labels = {**self.labels, "hpo.study": spec.study, "hpo.worker": str(spec.worker_id)}
+        gpus = gpu_ids(spec.worker_id, self.resources.gpus, self.gpus_available)
+        devices = [DeviceRequest(device_ids=gpus, capabilities=[["gpu"]])] if gpus else []
         with translated(f"starting worker container {spec.name}"):
+            self._remove_ended(spec.name)  # this launch's earlier run of the worker: a restart
             container = self.client.containers.run(
                 self.image,
                 command,
@@ -110,6 +106,7 @@ class DockerBackend:
                 mem_limit=self.resources.memory,
                 memswap_limit=self.resources.memory,
                 nano_cpus=int(self.resources.cpus * 1e9),
+                device_requests=devices,
             )
         self._follow_logs(container, spec.log_path)
         return WorkerHandle(id=container.id or spec.name, name=spec.name, backend=self.name)
@@ -161,6 +158,16 @@ class DockerBackend:
             thread.join(timeout=5)
         for secret in self.secrets_dir.glob("*"):
             secret.unlink(missing_ok=True)
+
+    def _remove_ended(self, name: str) -> None:
+        """Remove this launch's ended container called ``name``, so the name can be reused."""
+        selector: dict[str, str | list[str] | bool] = {
+            "label": f"{LAUNCH_LABEL}={self.labels[LAUNCH_LABEL]}",
+            "name": f"^/?{name}$",
+            "status": ["exited", "dead"],
+        }
+        for container in self.client.containers.list(all=True, filters=selector):
+            container.remove(force=True)
 
     def _write_secret(self, spec: WorkerSpec, user: str) -> Path:
         """The storage URL in a file only the worker's user can read, in a folder only we can."""

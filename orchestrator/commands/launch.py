@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import enum
 import os
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -13,30 +12,19 @@ import typer
 from trainer.spec import Budget, Resilience
 from trainer.storage import check_study_name
 
-from orchestrator import engine, images
 from orchestrator import launch as launcher
 from orchestrator import study as studies
-from orchestrator.backends import Backend, DockerBackend, LocalBackend, WorkerResources
+from orchestrator.backends import WorkerResources
+from orchestrator.commands._backend import BackendName, make_backend
 from orchestrator.commands._storage import STORAGE_HELP, resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.settings import (
-    PYTHON_BASE_IMAGE,
     TRAINER_IMAGE,
-    Instance,
-    config_dir,
-    source_root,
 )
 from orchestrator.summary import print_summary
 
 SEARCH, WORKERS, RESILIENCE = "Search", "Workers", "Resilience"
-
-
-class BackendName(enum.StrEnum):
-    """Where workers run."""
-
-    docker = "docker"
-    local = "local"
 
 
 class SamplerName(enum.StrEnum):
@@ -128,8 +116,38 @@ def launch(
     ] = None,
     memory_per_worker: Annotated[
         str,
-        typer.Option(help="Memory limit per worker container, e.g. 2g.", rich_help_panel=WORKERS),
+        typer.Option(
+            help="Memory limit per worker container, swap included (e.g. 2g); the workers "
+            "together must fit the engine's memory.",
+            rich_help_panel=WORKERS,
+        ),
     ] = "2g",
+    gpus_per_worker: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="GPUs per worker container, assigned round-robin over the host's GPUs "
+            "(needs the NVIDIA runtime and a CUDA build of torch in the image).",
+            rich_help_panel=WORKERS,
+        ),
+    ] = 0,
+    restart_workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Restarts allowed per worker that exits with an error (crash, OOM).",
+            rich_help_panel=WORKERS,
+        ),
+    ] = 0,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Return once every worker runs; they go on to the budget without this "
+            "command (follow with `hpo status` and `hpo logs`).",
+            rich_help_panel=WORKERS,
+        ),
+    ] = False,
     backend: Annotated[
         BackendName,
         typer.Option(case_sensitive=False, help="Where workers run.", rich_help_panel=WORKERS),
@@ -179,6 +197,8 @@ def launch(
     """Create (or resume) a study and run it to its budget with N parallel workers."""
     name = guard(check_study_name, study or f"{experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     guard(_check_workers, workers, force)
+    if detach and backend is BackendName.local:
+        guard(_refuse, "`--detach` needs the docker backend: local workers end with this command.")
     budget = guard(Budget, trials, timeout)
     resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
     spec = guard(
@@ -192,13 +212,13 @@ def launch(
         resilience=resilience,
         config_dir=config_dir,
     )
+    cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
+    resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker, gpus=gpus_per_worker)
+    runner = guard(make_backend, backend, name, image, resources, workers)
     url, network_url = guard(resolve_storage_pair, storage, start=True)
     # Containers reach Postgres by its name on the private network; local processes cannot.
     worker_url = network_url if backend is BackendName.docker else url
     guard(studies.check_connections, url, name, workers)
-    cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
-    resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker)
-    runner = guard(_make_backend, backend, image, resources)
     guard(studies.create_or_resume, url, name, spec, force=force)
     plan = launcher.LaunchPlan(
         name,
@@ -208,6 +228,8 @@ def launch(
         runs_dir.resolve(),
         threads=max(1, int(cpus)),
         config_dir=config_dir.resolve() if config_dir else None,
+        restart_workers=restart_workers,
+        detach=detach,
     )
     where = f"logs in {runs_dir / name}"
     stdout.print(
@@ -220,37 +242,13 @@ def launch(
             "stopped: the workers' current trials are marked FAIL; the same command resumes."
         )
         raise typer.Abort() from None
+    if detach:
+        stdout.print(
+            f"detached: {workers} workers run on; follow with `hpo status {name}` and "
+            f"`hpo logs {name} --follow`, stop with `hpo stop {name}`, then `hpo gc`."
+        )
+        return
     raise typer.Exit(code=print_summary(final, launcher.failed_workers(final), max_failed))
-
-
-def _make_backend(name: BackendName, image: str, resources: WorkerResources) -> Backend:
-    """The chosen backend; for containers, the trainer image is built first when missing."""
-    if name is BackendName.local:
-        return LocalBackend()
-    client = engine.connect()
-    if not images.image_exists(client, image):
-        root = source_root()
-        if root is None:
-            raise ConfigError(
-                f"no image `{image}` and no hpo source tree to build it: `hpo image build`."
-            )
-        with stdout.status("building the trainer image (first use)") as status:
-
-            def log(line: str) -> None:
-                status.update(f"[bold]building[/] {line[:100]}")
-
-            images.build_trainer_image(client, root, base=PYTHON_BASE_IMAGE, log=log)
-    instance = Instance.from_env()
-    launch_id = uuid.uuid4().hex
-    return DockerBackend(
-        client,
-        image=image,
-        network=instance.network,
-        launch_id=launch_id,
-        labels=instance.labels,
-        resources=resources,
-        secrets_dir=config_dir() / "secrets" / launch_id,
-    )
 
 
 def _check_workers(workers: int, force: bool) -> None:
@@ -258,3 +256,7 @@ def _check_workers(workers: int, force: bool) -> None:
     if workers > limit and not force:
         rule = f"is more than 4 x cores ({limit}); pass `--force` if you mean it"
         raise ConfigError(f"`--workers` {workers} {rule}.")
+
+
+def _refuse(message: str) -> None:
+    raise ConfigError(message)

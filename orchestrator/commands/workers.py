@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from docker.errors import DockerException
+from docker.models.containers import Container
 
 from orchestrator import engine
 from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
-from orchestrator.errors import ConfigError
-from orchestrator.settings import Instance
+from orchestrator.errors import ConfigError, HpoError
+from orchestrator.settings import Instance, config_dir
 
 RunsDir = Annotated[Path, typer.Option(help="Run folders, as given to `hpo launch`.")]
 FOLLOW_POLL_S = 0.5
@@ -26,7 +31,15 @@ def logs(
     ] = False,
     runs_dir: RunsDir = Path("hpo-runs"),
 ) -> None:
-    """Print a study's worker logs, kept in <runs-dir>/<study>/worker-<k>.log."""
+    """Print a study's worker logs: from its containers while they exist, else from the files.
+
+    A launch keeps each worker's output in <runs-dir>/<study>/worker-<k>.log; the workers of a
+    detached launch are read from the Docker engine, which holds their output until `hpo gc`.
+    """
+    containers = _containers_of(study, worker)
+    if containers:
+        _print_container_logs(containers, follow=follow)
+        return
     pattern = "worker-*.log" if worker is None else f"worker-{worker}.log"
     paths = sorted((runs_dir / study).glob(pattern))
     if not paths:
@@ -47,6 +60,40 @@ def logs(
         time.sleep(FOLLOW_POLL_S)
 
 
+def _containers_of(study: str, worker: int | None) -> list[Container]:
+    """The study's worker containers, by worker id; none when no Docker engine answers."""
+    try:
+        client = engine.connect()
+    except HpoError:
+        return []  # the local backend needs no engine: its logs are files
+    labels = [f"{k}={v}" for k, v in Instance.from_env().labels.items()]
+    labels += [f"hpo.study={study}"] + ([] if worker is None else [f"hpo.worker={worker}"])
+    with translated("listing worker containers"):
+        found = client.containers.list(all=True, filters={"label": labels})
+    return sorted(found, key=lambda c: int(c.labels.get("hpo.worker", "0")))
+
+
+def _print_container_logs(containers: list[Container], *, follow: bool) -> None:
+    """Each container's output, prefixed with its worker when there are several."""
+
+    def show(container: Container) -> None:
+        prefix = f"worker-{container.labels.get('hpo.worker')}| " if len(containers) > 1 else ""
+        with contextlib.suppress(DockerException):
+            for line in container.logs(stream=True, follow=follow):
+                text = prefix + line.decode(errors="replace").rstrip("\n")
+                stdout.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    if not follow:
+        for container in containers:
+            show(container)
+        return
+    threads = [threading.Thread(target=show, args=(c,), daemon=True) for c in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def stop(study: Annotated[str, typer.Argument(help="Study name.")]) -> None:
     """Stop and remove a study's worker containers (SIGTERM: their trials end as FAIL)."""
     removed = guard(_remove_workers, {"hpo.study": study}, running_too=True)
@@ -54,9 +101,29 @@ def stop(study: Annotated[str, typer.Argument(help="Study name.")]) -> None:
 
 
 def gc() -> None:
-    """Remove worker containers that have ended but were left behind (a killed launcher)."""
+    """Remove ended worker containers left behind (a detached or killed launch), and secrets.
+
+    The secrets are the storage-URL files of launches that no longer have a container.
+    """
     removed = guard(_remove_workers, {}, running_too=False)
+    guard(_remove_stale_secrets)
     stdout.print(f"removed {removed} ended worker container(s)")
+
+
+def _remove_stale_secrets() -> None:
+    """A launch's secrets folder (``<config>/secrets/<launch id>``) outlives a detached launch."""
+    folders = [p for p in (config_dir() / "secrets").glob("*") if p.is_dir()]
+    if not folders:
+        return
+    client = engine.connect()
+    with translated("listing worker containers"):
+        alive = {
+            c.labels.get("hpo.launch")
+            for c in client.containers.list(all=True, filters={"label": "hpo.launch"})
+        }
+    for folder in folders:
+        if folder.name not in alive:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:

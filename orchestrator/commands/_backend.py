@@ -1,0 +1,119 @@
+"""The backend ``hpo launch`` asked for, checked before anything starts.
+
+Every check that can refuse a launch runs here, before Postgres or any container is started:
+the engine answers, the image exists (the trainer image is built when missing), the workers fit
+the machine, and no worker of an earlier launch of the same study still runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from contextlib import suppress
+
+import docker
+from docker.errors import NotFound
+
+from orchestrator import engine, images
+from orchestrator.backends import (
+    Backend,
+    DockerBackend,
+    LocalBackend,
+    WorkerResources,
+    check_capacity,
+    visible_gpus,
+)
+from orchestrator.console import stdout
+from orchestrator.engine import translated
+from orchestrator.errors import ConfigError
+from orchestrator.settings import (
+    PYTHON_BASE_IMAGE,
+    TRAINER_IMAGE,
+    Instance,
+    config_dir,
+    source_root,
+)
+
+__all__ = ["BackendName", "make_backend"]
+
+
+class BackendName(enum.StrEnum):
+    """Where workers run."""
+
+    docker = "docker"
+    local = "local"
+
+
+def make_backend(
+    name: BackendName, study: str, image: str, resources: WorkerResources, workers: int
+) -> Backend:
+    """The chosen backend, ready to start ``workers`` workers of ``study``.
+
+    Raises:
+        BackendError: The Docker engine is unreachable or refused a request.
+        ConfigError: The image is missing (and is not hpo's to build), the workers do not fit the
+            machine, or an earlier launch's workers of the study still run.
+    """
+    if name is BackendName.local:
+        return LocalBackend()
+    client = engine.connect()
+    gpus = visible_gpus()
+    with translated("reading the engine's resources"):
+        check_capacity(client.info(), resources, workers, gpus)
+    _ensure_image(client, image)
+    instance = Instance.from_env()
+    _clear_earlier_workers(client, instance, study)
+    launch_id = uuid.uuid4().hex
+    return DockerBackend(
+        client,
+        image=image,
+        network=instance.network,
+        launch_id=launch_id,
+        labels=instance.labels,
+        resources=resources,
+        secrets_dir=config_dir() / "secrets" / launch_id,
+        gpus_available=gpus,
+    )
+
+
+def _ensure_image(client: docker.DockerClient, image: str) -> None:
+    """Build the trainer image on first use; a user's image must exist already."""
+    if images.image_exists(client, image):
+        return
+    if image.partition(":")[0] != TRAINER_IMAGE:
+        raise ConfigError(
+            f"no image `{image}`: build it first (`docker build -t {image} ...`, FROM "
+            f"{TRAINER_IMAGE}:latest)."
+        )
+    root = source_root()
+    if root is None:
+        raise ConfigError(
+            f"no image `{image}` and no hpo source tree to build it: `hpo image build`."
+        )
+    with stdout.status("building the trainer image (first use)") as status:
+
+        def log(line: str) -> None:
+            status.update(f"[bold]building[/] {line[:100]}")
+
+        images.build_trainer_image(client, root, base=PYTHON_BASE_IMAGE, log=log)
+
+
+def _clear_earlier_workers(client: docker.DockerClient, instance: Instance, study: str) -> None:
+    """Remove ended worker containers of ``study``; refuse while an earlier launch's still run.
+
+    Containers are named ``hpo-<study>-w<k>``: a running one would clash with this launch's.
+    """
+    labels = [f"{key}={value}" for key, value in instance.labels.items()]
+    selector: dict[str, str | list[str] | bool] = {"label": [*labels, f"hpo.study={study}"]}
+    with translated("listing earlier worker containers"):
+        found = client.containers.list(all=True, filters=selector)
+    running = [c.name for c in found if c.status in ("running", "created", "restarting")]
+    if running:
+        raise ConfigError(
+            f"{len(running)} worker container(s) of `{study}` from an earlier launch still run "
+            f"({', '.join(sorted(str(n) for n in running))}): `hpo stop {study}` stops them."
+        )
+    with translated("removing ended worker containers"):
+        for container in found:
+            with suppress(NotFound):
+                container.remove(force=True)

@@ -1,0 +1,173 @@
+"""The docker backend's edges: refusals that start nothing, partial starts, restarts, detach."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import pytest
+from docker.errors import NotFound
+from docker.models.containers import Container
+from optuna.trial import TrialState
+
+from orchestrator.backends import visible_gpus
+from orchestrator.settings import Instance
+from tests.integration.conftest import (
+    HPO,
+    BuiltImage,
+    Database,
+    read_study,
+    trainer_tag,
+    wait_for_running_trial,
+    wait_for_state,
+)
+
+pytestmark = pytest.mark.integration
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _hpo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HPO, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _containers(client: docker.DockerClient, study: str) -> list[Container]:
+    return client.containers.list(all=True, filters={"label": f"hpo.study={study}"})
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--memory-per-worker", "100000g"], "more memory than the Docker engine has"),
+        (["--gpus-per-worker", "1"], "`--gpus-per-worker`"),
+        (["--image", "no-such-image:1"], "no image `no-such-image:1`: build it first"),
+        (["--memory-per-worker", "2GiB"], "'2GiB' is not a size"),
+    ],
+)
+def test_refused_launch_is_one_line_and_starts_nothing(
+    instance: Instance,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    args: list[str],
+    expected: str,
+) -> None:
+    if "--gpus-per-worker" in args and visible_gpus():
+        pytest.skip("this machine has a GPU: the GPU refusal needs one without")
+    result = _hpo("launch", "--study", "refused", "--runs-dir", str(tmp_path), *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and expected in result.stderr
+    assert "Traceback" not in result.stderr
+    label = [f"{key}={value}" for key, value in instance.labels.items()]
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []  # no Postgres
+    assert docker_client.volumes.list(filters={"name": instance.postgres_volume}) == []
+
+
+def test_a_launch_that_cannot_start_every_worker_stops_the_others(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    squatter = docker_client.containers.create(trainer_tag(), "true", name="hpo-clash-w1")
+    try:
+        result = _hpo("launch", "--study", "clash", "--workers", "2", "--runs-dir", str(tmp_path))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "starting worker container hpo-clash-w1" in result.stderr
+        assert "already in use" in result.stderr
+        assert _containers(docker_client, "clash") == []  # w0 was started, then removed
+        assert read_study(database, "clash").count(TrialState.RUNNING) == 0
+    finally:
+        squatter.remove(force=True)
+
+
+def test_workers_of_an_earlier_launch_that_still_run_refuse_a_new_one(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    labels = {**Instance.from_env().labels, "hpo.study": "busy", "hpo.worker": "0"}
+    earlier = docker_client.containers.run(
+        trainer_tag(),
+        ["python", "-c", "import time; time.sleep(120)"],
+        name="hpo-busy-w0",
+        labels={**labels, "hpo.launch": "earlier"},
+        detach=True,
+        network_mode="none",
+    )
+    try:
+        result = _hpo("launch", "--study", "busy", "--runs-dir", str(tmp_path))
+        assert result.returncode == 2
+        assert "worker container(s) of `busy` from an earlier launch still run" in result.stderr
+        assert "`hpo stop busy`" in result.stderr
+        earlier.reload()
+        assert earlier.status == "running"
+        stopped = _hpo("stop", "busy")
+        assert "stopped and removed 1 worker container(s) of busy" in stopped.stdout
+        assert _containers(docker_client, "busy") == []
+    finally:
+        with contextlib.suppress(NotFound):
+            earlier.remove(force=True)
+
+
+def test_restart_workers_brings_a_killed_worker_back(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    command = [HPO, "launch", "--study", "phoenix", "--workers", "1", "--trials", "3"]
+    command += ["--runs-dir", str(tmp_path), "--restart-workers", "1", "--pruner", "none"]
+    command += ["trainer.max_epochs=200"]  # ~5 s: the kill lands mid-trial
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        victim = wait_for_running_trial(database, "phoenix", worker=0)
+        (container,) = docker_client.containers.list(filters={"label": "hpo.study=phoenix"})
+        container.kill()
+        wait_for_state(database, "phoenix", victim, TrialState.FAIL, within=5)
+        output, _ = launch.communicate(timeout=600)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.communicate()
+    assert launch.returncode == 0, output
+    assert "workers restarted: w0 1x (last: exit 137)" in output
+    snapshot = read_study(database, "phoenix")
+    assert snapshot.count(*FINISHED) == 3
+    assert _containers(docker_client, "phoenix") == []
+
+
+def test_detached_workers_reach_the_budget_and_gc_removes_them(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    result = _hpo(
+        "launch",
+        "--study",
+        "alone",
+        "--workers",
+        "2",
+        "--trials",
+        "4",
+        "--detach",
+        "--runs-dir",
+        str(tmp_path),
+        "trainer.max_epochs=5",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "detached: 2 workers run on" in result.stdout
+    deadline = time.monotonic() + 300
+    while any(c.status == "running" for c in _containers(docker_client, "alone")):
+        assert time.monotonic() < deadline, "detached workers never ended"
+        time.sleep(1)
+    assert read_study(database, "alone").count(*FINISHED) == 4
+    logs = _hpo("logs", "alone", "--runs-dir", str(tmp_path))
+    assert logs.stdout.count("stopping: done") == 2  # read from the ended containers
+    assert "removed 2 ended worker container(s)" in _hpo("gc").stdout
+    assert _containers(docker_client, "alone") == []

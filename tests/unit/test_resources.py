@@ -1,0 +1,70 @@
+"""A worker's share of the machine, and the checks that refuse a launch before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.backends import WorkerResources, check_capacity, gpu_ids, visible_gpus
+from orchestrator.errors import ConfigError
+
+GIB = 2**30
+ENGINE = {"MemTotal": 16 * GIB, "NCPU": 8, "Runtimes": {"runc": {}}}
+GPU_ENGINE = {**ENGINE, "Runtimes": {"runc": {}, "nvidia": {}}}
+
+
+@pytest.mark.parametrize(
+    ("memory", "size"), [("512m", 512 * 2**20), ("2g", 2 * GIB), ("1G", GIB), ("2gb", 2 * GIB)]
+)
+def test_memory_is_read_as_docker_reads_it(memory: str, size: int) -> None:
+    assert WorkerResources(cpus=1, memory=memory).memory_bytes == size
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"memory": "2GiB"}, "`--memory-per-worker` '2GiB' is not a size"),
+        ({"memory": "-1g"}, "must be >= 6m"),
+        ({"memory": "lots"}, "is not a size; use e.g. 512m or 2g"),
+        ({"memory": "1m"}, "must be >= 6m"),
+        ({"cpus": 0.001}, "`--cpus-per-worker` must be >= 0.01"),
+    ],
+)
+def test_bad_shares_are_one_line(kwargs: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        WorkerResources(**{"cpus": 1.0, **kwargs})  # type: ignore[arg-type]
+
+
+def test_workers_that_fit_pass() -> None:
+    check_capacity(ENGINE, WorkerResources(cpus=2, memory="4g"), workers=4, gpus=0)
+
+
+@pytest.mark.parametrize(
+    ("resources", "workers", "gpus", "engine", "expected"),
+    [
+        (WorkerResources(cpus=1, memory="6g"), 3, 0, ENGINE, r"3 workers x 6g = 18.0 GiB"),
+        (WorkerResources(cpus=9), 1, 0, ENGINE, "more than the engine's 8 CPUs"),
+        (WorkerResources(cpus=1, gpus=1), 1, 0, ENGINE, "no NVIDIA GPU on this machine"),
+        (WorkerResources(cpus=1, gpus=1), 1, 2, ENGINE, "no `nvidia` runtime"),
+        (WorkerResources(cpus=1, gpus=3), 1, 2, GPU_ENGINE, "more than the 2 GPU"),
+    ],
+)
+def test_launches_that_do_not_fit_are_refused(
+    resources: WorkerResources, workers: int, gpus: int, engine: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        check_capacity(engine, resources, workers, gpus)
+
+
+def test_gpus_are_dealt_round_robin() -> None:
+    assert [gpu_ids(k, 1, 2) for k in range(4)] == [["0"], ["1"], ["0"], ["1"]]
+    assert [gpu_ids(k, 2, 4) for k in range(3)] == [["0", "1"], ["2", "3"], ["0", "1"]]
+    assert gpu_ids(0, 0, 4) == []
+
+
+def test_gpus_are_counted_from_the_driver(tmp_path: Path) -> None:
+    assert visible_gpus(tmp_path / "absent") == 0
+    for bus in ("0000:17:00.0", "0000:65:00.0"):
+        (tmp_path / bus).mkdir()
+    assert visible_gpus(tmp_path) == 2
