@@ -1,0 +1,170 @@
+"""Parallel speed-up and orchestration overhead: the same trials in-process, on 1 and 2 containers.
+
+    python bench/parallel.py [--trials 16] [--epochs 30] [--repeats 3]
+
+Every study gets the same ``--trials`` configurations of digits_mlp (sampled once, enqueued; no
+pruning), so each side trains identical work on the managed Postgres (`hpo db up`):
+
+- in-process: plain Optuna, ``study.optimize(n_jobs=1)`` with hpo's trial objective, torch using
+  every core, as one worker container would;
+- docker x1 and docker x2: ``hpo launch --workers N`` as a user types it (each worker gets
+  cores / N CPUs and as many torch threads), measured from the command's start to its exit.
+
+Prints the medians of interleaved runs: wall times, the speed-up of 2 workers over 1, the
+overhead of one container over in-process (per trial and as a share of the run), and the time
+from ``hpo launch`` to the first trial's start. Studies and run folders are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+from trainer import search_space
+from trainer.objective import TrialRunner
+from trainer.spec import Budget, ExperimentSpec, Resilience
+from trainer.storage import open_storage, quiet_optuna
+
+from orchestrator.commands._storage import resolve_storage
+from orchestrator.study import build_spec, create_or_resume
+
+HPO = str(Path(sys.executable).parent / "hpo")
+SEED = 0
+Params = list[dict[str, object]]
+
+
+def _spec(trials: int, epochs: int) -> ExperimentSpec:
+    """The spec `hpo launch` builds from this bench's command line (so a launch resumes it)."""
+    return build_spec(
+        "digits_mlp",
+        [f"trainer.max_epochs={epochs}"],
+        budget=Budget(trials),
+        sampler="random",
+        pruner="none",
+        seed=SEED,
+        resilience=Resilience(),
+    )
+
+
+def _configurations(spec: ExperimentSpec, trials: int) -> Params:
+    """``trials`` parameter sets, sampled once and given to every side."""
+    space = search_space.parse(spec.search_space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
+    return [space.suggest(study.ask()) for _ in range(trials)]
+
+
+def _new_study(url: str, spec: ExperimentSpec, params: Params) -> str:
+    name = f"bench-par-{uuid.uuid4().hex[:8]}"
+    create_or_resume(url, name, spec, force=False)
+    storage = open_storage(url, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    for values in params:
+        study.enqueue_trial(values)
+    storage.engine.dispose()
+    return name
+
+
+def in_process(url: str, name: str, spec: ExperimentSpec, runs: Path) -> float:
+    """Plain ``study.optimize``, one process; returns wall seconds."""
+    storage = open_storage(url, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    objective = TrialRunner(spec, name, runs, threads=os.cpu_count() or 1)
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=spec.budget.trials, n_jobs=1)
+    seconds = time.perf_counter() - started
+    storage.engine.dispose()
+    return seconds
+
+
+def launched(name: str, spec: ExperimentSpec, runs: Path, workers: int) -> tuple[float, float]:
+    """``hpo launch --workers N``; returns wall seconds and seconds to the first trial's start."""
+    command = [HPO, "launch", "--study", name, "--workers", str(workers), "--runs-dir", str(runs)]
+    command += ["--trials", str(spec.budget.trials), "--sampler", "random", "--pruner", "none"]
+    command += ["--seed", str(SEED), *spec.overrides]
+    started_at = datetime.datetime.now()
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, timeout=3600)
+    seconds = time.perf_counter() - started
+    return seconds, _first_start(resolve_storage(None, start=False), name, started_at)
+
+
+def _first_start(url: str, name: str, since: datetime.datetime) -> float:
+    storage = open_storage(url, name)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    storage.engine.dispose()
+    first = min(t.datetime_start for t in trials if t.datetime_start is not None)
+    return (first - since).total_seconds()
+
+
+def _delete(url: str, names: list[str]) -> None:
+    storage = open_storage(url, "bench")
+    for name in names:
+        optuna.delete_study(study_name=name, storage=storage)
+    storage.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    quiet_optuna()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # per-fit banners
+    url = resolve_storage(None, start=True)
+    spec = _spec(args.trials, args.epochs)
+    params = _configurations(spec, args.trials)
+    walls: dict[str, list[float]] = {"in-process": [], "docker x1": [], "docker x2": []}
+    first_trial: list[float] = []
+    made: list[str] = []
+    runs = Path(tempfile.mkdtemp(prefix="hpo-bench-parallel-"))
+    try:
+        for _ in range(args.repeats):
+            for label, seconds in walls.items():
+                made.append(name := _new_study(url, spec, params))
+                if label == "in-process":
+                    seconds.append(in_process(url, name, spec, runs))
+                    continue
+                wall, to_first = launched(name, spec, runs, int(label[-1]))
+                seconds.append(wall)
+                first_trial.append(to_first)
+    finally:
+        _delete(url, made)
+        shutil.rmtree(runs, ignore_errors=True)
+    _print(args, {label: statistics.median(values) for label, values in walls.items()}, first_trial)
+
+
+def _print(args: argparse.Namespace, wall: dict[str, float], first_trial: list[float]) -> None:
+    cores = os.cpu_count() or 1
+    print(
+        f"{args.trials} digits_mlp trials x {args.epochs} epochs, {cores} cores, "
+        f"median of {args.repeats} interleaved runs"
+    )
+    for label, seconds in wall.items():
+        print(f"{label:<28}{seconds:>8.1f} s")
+    speedup = wall["docker x1"] / wall["docker x2"]
+    overhead = wall["docker x1"] - wall["in-process"]
+    print(f"{'speed-up, 2 vs 1 worker':<28}{speedup:>8.2f}x   (goal >= 1.8 on 2 cores)")
+    print(
+        f"{'overhead, docker x1':<28}{overhead / args.trials:>8.2f} s/trial = "
+        f"{100 * overhead / wall['docker x1']:.1f} % of the run   (goal <= 5 %)"
+    )
+    print(
+        f"{'launch to first trial':<28}{statistics.median(first_trial):>8.1f} s   "
+        "(median over the docker runs; goal <= 10 s, image present)"
+    )
+
+
+if __name__ == "__main__":
+    main()
