@@ -171,3 +171,28 @@ def test_detached_workers_reach_the_budget_and_gc_removes_them(
     assert logs.stdout.count("stopping: done") == 2  # read from the ended containers
     assert "removed 2 ended worker container(s)" in _hpo("gc").stdout
     assert _containers(docker_client, "alone") == []
+
+
+def test_workers_outlive_a_killed_launcher_and_gc_removes_them(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    command = [HPO, "launch", "--study", "orphans", "--workers", "2", "--trials", "4"]
+    command += ["--runs-dir", str(tmp_path), "--pruner", "none", "trainer.max_epochs=60"]
+    launch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_running_trial(database, "orphans", worker=0)
+    finally:
+        launch.kill()  # SIGKILL: no cleanup of any kind
+        launch.wait()
+    deadline = time.monotonic() + 300
+    while any(c.status == "running" for c in _containers(docker_client, "orphans")):
+        assert time.monotonic() < deadline, "orphaned workers never ended"
+        time.sleep(1)
+    snapshot = read_study(database, "orphans")
+    assert snapshot.count(*FINISHED) == 4  # they stopped at the budget by themselves
+    assert snapshot.count(TrialState.RUNNING) == 0
+    assert "removed 2 ended worker container(s)" in _hpo("gc").stdout
+    assert _containers(docker_client, "orphans") == []
