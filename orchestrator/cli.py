@@ -16,6 +16,7 @@ from trainer.storage import quiet_optuna
 
 from orchestrator import __version__
 from orchestrator.commands import db, image, studies, workers
+from orchestrator.commands.dashboard import dashboard
 from orchestrator.commands.launch import launch
 from orchestrator.console import guard, stdout
 
@@ -43,6 +44,7 @@ for command in (
     workers.logs,
     workers.stop,
     workers.gc,
+    dashboard,
 ):
     app.command()(command)
 

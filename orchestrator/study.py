@@ -94,6 +94,7 @@ def _create_or_resume(
         )
         study.set_user_attr(STARTED_ATTR, time.time())
         study.set_user_attr(SPEC_ATTR, spec.to_json())
+        study.set_metric_names(list(spec.objective.metrics))  # the dashboard's axis titles
         return
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage)
