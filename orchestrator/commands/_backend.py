@@ -23,6 +23,7 @@ from orchestrator.backends import (
     check_capacity,
     visible_gpus,
 )
+from orchestrator.compose_context import compose_context
 from orchestrator.console import stdout
 from orchestrator.engine import translated
 from orchestrator.errors import ConfigError
@@ -64,12 +65,13 @@ def make_backend(
     instance = Instance.from_env()
     _clear_earlier_workers(client, instance, study)
     launch_id = uuid.uuid4().hex
+    stack = compose_context(client)  # inside `docker compose up`: the project's network, labels
     return DockerBackend(
         client,
         image=image,
-        network=instance.network,
+        network=stack.network if stack else instance.network,
         launch_id=launch_id,
-        labels=instance.labels,
+        labels={**(stack.labels if stack else {}), **instance.labels},
         resources=resources,
         secrets_dir=config_dir() / "secrets" / launch_id,
         gpus_available=gpus,

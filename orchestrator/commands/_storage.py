@@ -1,6 +1,17 @@
-"""Which database a command uses: ``--storage``/``HPO_STORAGE``, else the managed Postgres."""
+"""Which database a command uses: ``--storage``/``HPO_STORAGE``, else the managed Postgres.
+
+An explicit URL may leave its password out and name a file holding it in
+``HPO_STORAGE_PASSWORD_FILE`` (a Docker secret, in the compose stack): the password then never
+shows in ``docker inspect``, a process list or a compose file.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from orchestrator import engine, images
 from orchestrator.console import stdout
@@ -8,6 +19,7 @@ from orchestrator.database import ManagedPostgres
 from orchestrator.errors import ConfigError
 from orchestrator.settings import POSTGRES_IMAGE, Instance, source_root
 
+PASSWORD_FILE_ENV = "HPO_STORAGE_PASSWORD_FILE"
 STORAGE_HELP = (
     "Storage URL (postgresql+psycopg://...); default: the managed Postgres of `hpo db up`."
 )
@@ -29,7 +41,8 @@ def resolve_storage_pair(explicit: str | None, *, start: bool) -> tuple[str, str
         BackendError: The engine is unreachable or the database would not start.
     """
     if explicit:
-        return explicit, explicit
+        url = _with_password_file(explicit, os.environ.get(PASSWORD_FILE_ENV))
+        return url, url
     managed = ManagedPostgres(engine.connect(), Instance.from_env())
     if managed.status().state != "running":
         if not start:
@@ -42,3 +55,22 @@ def resolve_storage_pair(explicit: str | None, *, start: bool) -> tuple[str, str
             )
             managed.up(image)
     return managed.url(reveal=True), managed.url(reveal=True, from_network=True)
+
+
+def _with_password_file(url: str, password_file: str | None) -> str:
+    """``url`` with the password read from ``password_file``, when one is named.
+
+    Raises:
+        ConfigError: The file cannot be read, or ``url`` is not a URL.
+    """
+    if not password_file:
+        return url
+    try:
+        password = Path(password_file).read_text().strip()
+        return make_url(url).set(password=password).render_as_string(hide_password=False)
+    except OSError as e:
+        raise ConfigError(
+            f"{PASSWORD_FILE_ENV}: cannot read `{password_file}` ({e.strerror})."
+        ) from None
+    except ArgumentError:
+        raise ConfigError("`--storage` is not a database URL (postgresql+psycopg://...).") from None

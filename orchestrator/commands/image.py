@@ -1,4 +1,4 @@
-"""``hpo image build``: the trainer image, built offline from a wheelhouse."""
+"""``hpo image build`` and ``hpo image postgres``: the images hpo runs, made offline if need be."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Annotated
 import typer
 
 from orchestrator import engine, images
-from orchestrator.console import guard, stdout
+from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
-from orchestrator.settings import PYTHON_BASE_IMAGE, TRAINER_IMAGE, source_root
+from orchestrator.settings import POSTGRES_IMAGE, PYTHON_BASE_IMAGE, TRAINER_IMAGE, source_root
 
-app = typer.Typer(help="Build the trainer image that every worker runs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Build the trainer image that every worker runs, and find a Postgres image.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -47,6 +50,26 @@ def build(
         )
     elapsed = time.monotonic() - started
     stdout.print(f"built {TRAINER_IMAGE}:latest ({image_id[7:19]}) in {elapsed:.0f} s")
+
+
+@app.command()
+def postgres(
+    image: Annotated[
+        str, typer.Option(envvar="HPO_POSTGRES_IMAGE", help="The Postgres image wanted.")
+    ] = POSTGRES_IMAGE,
+) -> None:
+    """Print a Postgres image that is here: IMAGE if present or pullable, else the offline one.
+
+    The offline image is built from postgres/ the first time. Only the name goes to stdout, for
+    `POSTGRES_IMAGE=$(hpo image postgres) docker compose up`.
+    """
+    client = guard(engine.connect)
+
+    def log(line: str) -> None:
+        stderr.print(line, markup=False, highlight=False, overflow="ellipsis")
+
+    name = guard(images.ensure_postgres_image, client, image, source_root(), log)
+    stdout.print(name, markup=False, highlight=False)
 
 
 def _no_source(root: Path | None) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import enum
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -235,6 +237,7 @@ def launch(
     stdout.print(
         f"study {name}: {workers} {backend} workers, budget {trials}, {where}", soft_wrap=True
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, `compose down`: as Ctrl-C
     try:
         final = guard(launcher.run, plan, spec, runner, stdout)
     except KeyboardInterrupt:
@@ -260,3 +263,8 @@ def _check_workers(workers: int, force: bool) -> None:
 
 def _refuse(message: str) -> None:
     raise ConfigError(message)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops the workers as Ctrl-C does, instead of leaving them behind."""
+    raise KeyboardInterrupt
