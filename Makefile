@@ -13,7 +13,7 @@ WORKERS ?= 2
 TRIALS ?= 12
 BACKEND ?= docker
 
-.PHONY: help install provision image db db-down launch test test-unit lint format train bench clean
+.PHONY: help install provision image db db-down launch up down test test-unit lint format train bench clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,18 @@ db-down: install ## Stop the managed Postgres; its data volume is kept
 
 launch: install ## A study: make launch WORKERS=2 TRIALS=12 BACKEND=docker|local ARGS="..."
 	$(BIN)/hpo launch --backend $(BACKEND) --workers $(WORKERS) --trials $(TRIALS) --experiment $(EXPERIMENT) $(ARGS)
+
+# The compose stack runs as the person typing (files in hpo-runs/ stay theirs), in the socket's group.
+COMPOSE_ENV = HPO_UID=$$(id -u) HPO_GID=$$(id -g) DOCKER_GID=$$(stat -c %g /var/run/docker.sock)
+
+up: image ## The compose stack: Postgres, one study (WORKERS, TRIALS), optuna-dashboard on :8080
+	mkdir -p hpo-runs .hpo-compose
+	$(COMPOSE_ENV) POSTGRES_IMAGE=$$($(BIN)/hpo image postgres) HPO_WORKERS=$(WORKERS) \
+		HPO_TRIALS=$(TRIALS) HPO_EXPERIMENT=$(EXPERIMENT) HPO_ARGS="$(ARGS)" docker compose up -d
+	@echo "dashboard: http://127.0.0.1:$${HPO_DASHBOARD_PORT:-8080}/dashboard/  study progress: docker compose logs -f orchestrator"
+
+down: ## Stop the compose stack and its workers; the data volume is kept (docker compose down -v deletes it)
+	$(COMPOSE_ENV) docker compose down
 
 test-unit: install ## Fast tests: no services, seconds
 	$(BIN)/python -m pytest tests/unit -m "not slow"

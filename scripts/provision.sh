@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Provision a Debian bookworm machine that has no Docker engine: engine, Compose v2, buildx,
-# debootstrap (for the offline base image), and a running dockerd. Idempotent: every step checks
+# debootstrap (for the offline base image), a running dockerd, and Chromium (the tests screenshot
+# optuna-dashboard with it, headless). Idempotent: every step checks
 # first, so running it on a machine that already has Docker changes nothing.
 #
 # Why trixie's .debs: bookworm ships neither Compose v2 nor buildx, and trixie's builds need only
@@ -45,6 +46,13 @@ install_plugins() {
   dpkg -i "$tmp"/docker-compose_*.deb "$tmp"/docker-buildx_*.deb >/dev/null
 }
 
+install_chromium() {
+  if command -v chromium >/dev/null; then log "chromium already installed"; return; fi
+  need_root; apt_update_once
+  log "installing chromium from Debian (headless screenshots of the dashboard in tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 start_daemon() {
   if docker info >/dev/null 2>&1; then log "docker engine already answering"; return; fi
   need_root
@@ -61,6 +69,7 @@ start_daemon() {
 
 install_engine
 install_plugins
+install_chromium
 start_daemon
 docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'
 docker compose version
