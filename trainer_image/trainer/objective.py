@@ -57,7 +57,8 @@ class TrialRunner:
         overrides.append(f"paths.output_dir={search_space.hydra_value(str(output_dir))}")
         if self.threads is not None:
             overrides.append(f"threads={self.threads}")
-        cfg = experiment.compose(self.spec.experiment, overrides, self.config_dir)
+        # Checked when the study was made (a sampled probe composed): here, compose only.
+        cfg = experiment.compose(self.spec.experiment, overrides, self.config_dir, validate=False)
         metrics_wanted = self.spec.objective.metrics
         # Per-epoch values are reported whatever the pruner (NopPruner never prunes): the live
         # view and the report show them. Optuna cannot report multi-objective values.
