@@ -15,7 +15,7 @@ from trainer import experiment
 from trainer.storage import quiet_optuna
 
 from orchestrator import __version__
-from orchestrator.commands import db, image, studies, workers
+from orchestrator.commands import db, image, studies, tracking, workers
 from orchestrator.commands.dashboard import dashboard
 from orchestrator.commands.launch import launch
 from orchestrator.console import guard, stdout
@@ -45,6 +45,8 @@ for command in (
     workers.stop,
     workers.gc,
     dashboard,
+    tracking.wandb,
+    tracking.sync,
 ):
     app.command()(command)
 

@@ -17,7 +17,15 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import RDBStorage
 from sqlalchemy import text
 from trainer import experiment, search_space
-from trainer.spec import SPEC_ATTR, STARTED_ATTR, Budget, ExperimentSpec, Objective, Resilience
+from trainer.spec import (
+    SPEC_ATTR,
+    STARTED_ATTR,
+    Budget,
+    ExperimentSpec,
+    Objective,
+    Resilience,
+    Tracking,
+)
 from trainer.storage import CONNECTIONS_PER_WORKER, open_storage, where
 
 from orchestrator import __version__
@@ -26,7 +34,7 @@ from orchestrator.errors import ConfigError
 __all__ = ["build_spec", "check_connections", "create_or_resume"]
 
 # Budget and version may change on resume (that is how a study is extended).
-RESUMABLE_CHANGES = ("budget", "hpo_version")
+RESUMABLE_CHANGES = ("budget", "hpo_version", "tracking")
 LAUNCHER_CONNECTIONS = 4
 RESERVED_CONNECTIONS = 3  # Postgres keeps these for superusers
 
@@ -41,6 +49,7 @@ def build_spec(
     seed: int | None,
     resilience: Resilience,
     config_dir: Path | None = None,
+    tracking: Tracking | None = None,
 ) -> ExperimentSpec:
     """Compose the experiment, validate its search space, and check one sample composes.
 
@@ -67,6 +76,7 @@ def build_spec(
         pruner=pruner,
         seed=seed,
         resilience=resilience,
+        tracking=tracking or Tracking(),
         hpo_version=__version__,
     )
 

@@ -11,9 +11,11 @@ writable folder: the study's run folder on the host.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 import docker
 from docker.errors import NotFound
@@ -30,6 +32,8 @@ CONTAINER_USER = "10001:10001"  # the image's `hpo` user
 RUNS_MOUNT = "/runs"
 SECRET_MOUNT = "/run/secrets/hpo-storage"
 CONFIG_MOUNT = "/opt/hpo/user-config"
+NETRC_MOUNT = "/run/secrets/hpo-netrc"
+PASSED_THROUGH = ("WANDB_BASE_URL", "WANDB_MODE")  # W&B settings that hold no secret
 LAUNCH_LABEL = "hpo.launch"
 
 
@@ -65,19 +69,7 @@ class DockerBackend:
         run_dir = spec.runs_dir / spec.study
         run_dir.mkdir(parents=True, exist_ok=True)
         user = _container_user(run_dir)
-        secret = self._write_secret(spec, user)
-        command = ["python", "-m", "trainer.worker", "--study", spec.study]
-        command += ["--worker-id", str(spec.worker_id), "--storage-file", SECRET_MOUNT]
-        command += ["--runs-dir", RUNS_MOUNT]
-        if spec.threads is not None:
-            command += ["--threads", str(spec.threads)]
-        volumes = {
-            str(run_dir): {"bind": f"{RUNS_MOUNT}/{spec.study}", "mode": "rw"},
-            str(secret): {"bind": SECRET_MOUNT, "mode": "ro"},
-        }
-        if spec.config_dir is not None:
-            command += ["--config-dir", CONFIG_MOUNT]
-            volumes[str(spec.config_dir.resolve())] = {"bind": CONFIG_MOUNT, "mode": "ro"}
+        command, volumes, environment = self._worker_inputs(spec, run_dir, user)
         labels = {**self.labels, "hpo.study": spec.study, "hpo.worker": str(spec.worker_id)}
         gpus = gpu_ids(spec.worker_id, self.resources.gpus, self.gpus_available)
         devices = [DeviceRequest(device_ids=gpus, capabilities=[["gpu"]])] if gpus else []
@@ -91,11 +83,7 @@ class DockerBackend:
                 labels=labels,
                 network=self.network,
                 user=user,
-                environment={
-                    "OMP_NUM_THREADS": str(spec.threads or 1),
-                    "HOME": "/tmp",
-                    "MPLCONFIGDIR": "/tmp/matplotlib",
-                },
+                environment=environment,
                 volumes=volumes,
                 read_only=True,
                 tmpfs={"/tmp": f"rw,noexec,nosuid,size={self.resources.tmp_size}"},
@@ -169,13 +157,53 @@ class DockerBackend:
         for container in self.client.containers.list(all=True, filters=selector):
             container.remove(force=True)
 
-    def _write_secret(self, spec: WorkerSpec, user: str) -> Path:
-        """The storage URL in a file only the worker's user can read, in a folder only we can."""
+    def _worker_inputs(
+        self, spec: WorkerSpec, run_dir: Path, user: str
+    ) -> tuple[list[str], dict[str, dict[str, str]], dict[str, str]]:
+        """A worker's command, mounts and environment. Secrets go in read-only files only."""
+        k = spec.worker_id
+        storage = self._write_secret(f"storage-w{k}", spec.storage_url, user)
+        command = ["python", "-m", "trainer.worker", "--study", spec.study]
+        command += ["--worker-id", str(k), "--storage-file", SECRET_MOUNT]
+        command += ["--runs-dir", RUNS_MOUNT]
+        if spec.threads is not None:
+            command += ["--threads", str(spec.threads)]
+        volumes = {
+            str(run_dir): {"bind": f"{RUNS_MOUNT}/{spec.study}", "mode": "rw"},
+            str(storage): {"bind": SECRET_MOUNT, "mode": "ro"},
+        }
+        if spec.config_dir is not None:
+            command += ["--config-dir", CONFIG_MOUNT]
+            volumes[str(spec.config_dir.resolve())] = {"bind": CONFIG_MOUNT, "mode": "ro"}
+        environment = {
+            "OMP_NUM_THREADS": str(spec.threads or 1),
+            "HOME": "/tmp",
+            "MPLCONFIGDIR": "/tmp/matplotlib",
+            **self._image_identity,
+            **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ},
+        }
+        key = os.environ.get("WANDB_API_KEY")
+        if key:  # W&B reads a netrc named by NETRC: the key never shows in `docker inspect`
+            netrc = self._write_secret(f"netrc-w{k}", _netrc(key), user)
+            volumes[str(netrc)] = {"bind": NETRC_MOUNT, "mode": "ro"}
+            environment["NETRC"] = NETRC_MOUNT
+        return command, volumes, environment
+
+    @functools.cached_property
+    def _image_identity(self) -> dict[str, str]:
+        """What the workers' trial runs record of their image: name, id and source revision."""
+        with translated(f"reading image {self.image}"):
+            image = self.client.images.get(self.image)
+        revision = (image.labels or {}).get("org.opencontainers.image.revision", "unknown")
+        return {"HPO_IMAGE": f"{self.image}@{image.short_id}", "HPO_REVISION": revision}
+
+    def _write_secret(self, name: str, text: str, user: str) -> Path:
+        """``text`` in a file only the worker's user can read, in a folder only we can."""
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.secrets_dir / f"storage-w{spec.worker_id}"
+        path = self.secrets_dir / name
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
         with os.fdopen(descriptor, "w") as f:
-            f.write(spec.storage_url)
+            f.write(text)
         uid, gid = (int(part) for part in user.split(":"))
         if os.geteuid() == 0:
             os.chown(path, uid, gid)
@@ -204,3 +232,9 @@ def _container_user(run_dir: Path) -> str:
     uid, gid = (int(part) for part in CONTAINER_USER.split(":"))
     os.chown(run_dir, uid, gid)
     return CONTAINER_USER
+
+
+def _netrc(key: str) -> str:
+    """A netrc entry for the W&B host (``WANDB_BASE_URL``'s, else W&B's cloud)."""
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    return f"machine {host or 'api.wandb.ai'}\n  login user\n  password {key}\n"

@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from trainer.spec import Budget, Resilience
+from trainer.spec import Budget, Resilience, Tracking
 from trainer.storage import check_study_name
 
 from orchestrator import launch as launcher
@@ -24,9 +24,17 @@ from orchestrator.errors import ConfigError
 from orchestrator.settings import (
     TRAINER_IMAGE,
 )
+from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
 
-SEARCH, WORKERS, RESILIENCE = "Search", "Workers", "Resilience"
+SEARCH, WORKERS, RESILIENCE, TRACKING = "Search", "Workers", "Resilience", "Tracking"
+
+
+class TrackerName(enum.StrEnum):
+    """Where trial curves go."""
+
+    wandb = "wandb"
+    none = "none"
 
 
 class SamplerName(enum.StrEnum):
@@ -192,6 +200,26 @@ def launch(
             min=0, help="Stop once more trials than this have failed.", rich_help_panel=RESILIENCE
         ),
     ] = 10,
+    tracking: Annotated[
+        TrackerName,
+        typer.Option(
+            case_sensitive=False,
+            help="One W&B run per trial (offline files under <runs-dir>/<study>/wandb unless "
+            "WANDB_API_KEY is set; `hpo sync` uploads them), or none.",
+            rich_help_panel=TRACKING,
+        ),
+    ] = TrackerName.wandb,
+    wandb_project: Annotated[
+        str, typer.Option(help="W&B project of the runs.", rich_help_panel=TRACKING)
+    ] = "hpo",
+    wandb_entity: Annotated[
+        str | None,
+        typer.Option(
+            help="W&B entity (team or user); default: the key's.",
+            show_default=False,
+            rich_help_panel=TRACKING,
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Resume a study whose spec changed; allow many workers.")
     ] = False,
@@ -203,6 +231,7 @@ def launch(
         guard(_refuse, "`--detach` needs the docker backend: local workers end with this command.")
     budget = guard(Budget, trials, timeout)
     resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
+    tracker = guard(Tracking, tracking.value, wandb_project, wandb_entity)
     spec = guard(
         studies.build_spec,
         experiment,
@@ -213,6 +242,7 @@ def launch(
         seed=seed,
         resilience=resilience,
         config_dir=config_dir,
+        tracking=tracker,
     )
     cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
     resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker, gpus=gpus_per_worker)
@@ -251,6 +281,8 @@ def launch(
             f"`hpo logs {name} --follow`, stop with `hpo stop {name}`, then `hpo gc`."
         )
         return
+    if spec.tracking.enabled:
+        _log_study_run(url, name, runs_dir)
     raise typer.Exit(code=print_summary(final, launcher.failed_workers(final), max_failed))
 
 
@@ -268,3 +300,12 @@ def _refuse(message: str) -> None:
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM stops the workers as Ctrl-C does, instead of leaving them behind."""
     raise KeyboardInterrupt
+
+
+def _log_study_run(url: str, name: str, runs_dir: Path) -> None:
+    """The study's W&B run; if it fails, a warning, never the launch's exit code."""
+    try:
+        with stdout.status("logging the study run (W&B)"):
+            log_study_run_at(url, name, runs_dir)
+    except Exception as e:  # W&B's own errors are many; none may end a finished study badly
+        stderr.print(f"warning: the study's W&B run was not logged ({e}); `hpo wandb {name}`.")

@@ -38,11 +38,13 @@ class Components:
     trainer: L.Trainer
 
 
-def build(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> Components:
+def build(
+    cfg: DictConfig, callbacks: Sequence[Callback] = (), loggers: Sequence[Logger] = ()
+) -> Components:
     """Seed, set torch's threads, and instantiate the DataModule, model, loggers and Trainer.
 
-    ``callbacks`` join those of the config: objects made in code, such as a trial's pruning
-    callback, which YAML cannot describe.
+    ``callbacks`` and ``loggers`` join those of the config: objects made in code, such as a
+    trial's pruning callback or its W&B run, which YAML cannot describe.
 
     Raises:
         ConfigError: A part rejected its config (a value out of range, an unknown argument) or
@@ -55,16 +57,19 @@ def build(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> Components:
         torch.set_num_threads(cfg.threads)
     datamodule = _instantiate("data", cfg.data)
     model = _instantiate("model", cfg.model)
-    loggers: list[Logger] = [_instantiate("logger", c) for c in (cfg.get("logger") or {}).values()]
+    configured_loggers = [_instantiate("logger", c) for c in (cfg.get("logger") or {}).values()]
+    all_loggers: list[Logger] = [*configured_loggers, *loggers]
     configured = [_instantiate("callbacks", c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = _instantiate(
-        "trainer", cfg.trainer, logger=loggers or False, callbacks=[*configured, *callbacks]
+        "trainer", cfg.trainer, logger=all_loggers or False, callbacks=[*configured, *callbacks]
     )
     return Components(datamodule=datamodule, model=model, trainer=trainer)
 
 
-def run(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, float]:
-    """Fit, then test, the experiment described by ``cfg`` (``callbacks`` as in ``build``).
+def run(
+    cfg: DictConfig, callbacks: Sequence[Callback] = (), loggers: Sequence[Logger] = ()
+) -> dict[str, float]:
+    """Fit, then test, the experiment described by ``cfg``; extras as in ``build``.
 
     Returns:
         The last epoch's train/val metrics, the test metrics and the number of epochs run.
@@ -72,7 +77,7 @@ def run(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, float]
     Raises:
         ConfigError: See ``build``.
     """
-    parts = build(cfg, callbacks)
+    parts = build(cfg, callbacks, loggers)
     with warnings.catch_warnings():
         for message in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=message)

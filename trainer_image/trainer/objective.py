@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 
 from trainer import experiment, fit, search_space
 from trainer.errors import ConfigError
@@ -14,6 +18,7 @@ from trainer.pruning import ResilientPruning
 from trainer.search_space import SearchSpace
 from trainer.spec import ExperimentSpec
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
+from trainer.tracking import EpochBest, Tracker
 
 __all__ = ["TrialRunner"]
 
@@ -29,6 +34,7 @@ class TrialRunner:
         threads: torch threads for this worker's share of the cores; ``None`` keeps the config's.
         stop: Ends a fit at the next batch once set (by SIGTERM).
         config_dir: A user's Hydra config folder (their experiments and models), if any.
+        tracker: Starts each trial's W&B run; ``None`` when tracking is off.
     """
 
     spec: ExperimentSpec
@@ -37,6 +43,7 @@ class TrialRunner:
     threads: int | None = None
     stop: StopRequest = field(default_factory=StopRequest)
     config_dir: Path | None = None
+    tracker: Tracker | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -64,11 +71,35 @@ class TrialRunner:
         # view and the report show them. Optuna cannot report multi-objective values.
         reports = len(metrics_wanted) == 1
         grace = self.spec.resilience.grace_s
-        callbacks = [ResilientPruning(trial, metrics_wanted[0], grace)] if reports else []
+        callbacks: list[Callback] = (
+            [ResilientPruning(trial, metrics_wanted[0], grace)] if reports else []
+        )
+        if self.tracker is None:
+            return self._fit(cfg, callbacks, [])
+        composed = OmegaConf.to_container(cfg, resolve=True)
+        run = self.tracker.start(trial, values, composed)  # type: ignore[arg-type]
+        run.best = EpochBest(metrics_wanted[0], self.spec.objective.directions[0] == "maximize")
+        callbacks += [run.best, LearningRateMonitor(logging_interval="epoch")]
         try:
-            metrics = fit.run(cfg, [StopOnRequest(self.stop), *callbacks])
+            result = self._fit(cfg, callbacks, [run.logger])
+        except optuna.TrialPruned:
+            run.finish(TrialState.PRUNED)
+            raise
+        except BaseException:
+            run.finish(TrialState.FAIL)
+            raise
+        run.finish(TrialState.COMPLETE, result[0])
+        return result
+
+    def _fit(
+        self, cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]
+    ) -> list[float]:
+        """The fit's values of the objective's metrics."""
+        try:
+            metrics = fit.run(cfg, [StopOnRequest(self.stop), *callbacks], loggers)
         except SIGTERMException:  # Lightning's own flag got there first
             raise WorkerStopped from None
+        metrics_wanted = self.spec.objective.metrics
         missing = [name for name in metrics_wanted if name not in metrics]
         if missing:
             raise ConfigError(

@@ -14,13 +14,22 @@ from typing import Any, Literal
 
 from trainer.errors import ConfigError
 
-__all__ = ["SPEC_ATTR", "STARTED_ATTR", "Budget", "ExperimentSpec", "Objective", "Resilience"]
+__all__ = [
+    "SPEC_ATTR",
+    "STARTED_ATTR",
+    "Budget",
+    "ExperimentSpec",
+    "Objective",
+    "Resilience",
+    "Tracking",
+]
 
 SPEC_ATTR = "hpo.spec"
 STARTED_ATTR = "hpo.started_at"  # time.time() at creation: the origin of `--timeout`
 Direction = Literal["minimize", "maximize"]
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "none")
+TRACKERS = ("wandb", "none")
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,27 @@ class Resilience:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """Where each trial's curves go: one W&B run per trial (offline without a key), or nowhere."""
+
+    backend: str = "wandb"
+    project: str = "hpo"
+    entity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in TRACKERS:
+            choices = ", ".join(TRACKERS)
+            raise ConfigError(f"`--tracking` must be one of: {choices}; got {self.backend!r}.")
+        if not self.project.strip():
+            raise ConfigError("`--wandb-project` must not be empty.")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether trials log to W&B."""
+        return self.backend == "wandb"
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     """A study's self-description. ``overrides`` plus the sampled params compose each trial."""
 
@@ -89,6 +119,7 @@ class ExperimentSpec:
     pruner: str = "median"
     seed: int | None = None
     resilience: Resilience = field(default_factory=Resilience)
+    tracking: Tracking = field(default_factory=Tracking)
     hpo_version: str = "0.0.0"
 
     def __post_init__(self) -> None:
@@ -127,6 +158,7 @@ class ExperimentSpec:
                 pruner=raw["pruner"],
                 seed=raw["seed"],
                 resilience=Resilience(**raw["resilience"]),
+                tracking=Tracking(**raw.get("tracking", {})),  # absent in studies before 0.2
                 hpo_version=raw["hpo_version"],
             )
         except (KeyError, TypeError, json.JSONDecodeError) as e:

@@ -25,6 +25,7 @@ from trainer.samplers import make_pruner, make_sampler
 from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec
 from trainer.stopping import StopRequest, WorkerStopped
 from trainer.storage import open_storage, quiet_optuna
+from trainer.tracking import Tracker
 from trainer.trial_loop import TrialLoop
 
 log = logging.getLogger("trainer.worker")
@@ -99,7 +100,12 @@ def _work(args: argparse.Namespace, url: str) -> int:
     log.info("torch threads: %d", torch.get_num_threads())
     stop = StopRequest()
     stop.install()
-    runner = TrialRunner(spec, args.study, args.runs_dir, args.threads, stop, args.config_dir)
+    tracker = (
+        Tracker(spec, args.study, args.runs_dir, args.worker_id) if spec.tracking.enabled else None
+    )
+    runner = TrialRunner(
+        spec, args.study, args.runs_dir, args.threads, stop, args.config_dir, tracker
+    )
     loop = TrialLoop(study, storage, study_id, runner, resilience, args.worker_id, retry, stop)
     try:
         log.info("stopping: %s", loop.pull(gate).value)

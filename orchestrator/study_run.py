@@ -1,0 +1,161 @@
+"""The study's own W&B run: every trial in one table, the search's history, what mattered.
+
+Trial runs show curves; this run (job_type ``study``, in the same group) shows the search as a
+whole: a table of all trials (number, state, params, value, duration, worker), the best value
+over trials, parameter importances, and the best params in its summary. The launcher logs it
+when a study ends; ``hpo wandb STUDY`` logs it again at any time (same run id: it is replaced).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from trainer.spec import ExperimentSpec
+from trainer.storage import open_storage, where
+from trainer.wandb_runs import init_run, run_id, wandb_dir, wants_online
+
+from orchestrator.errors import ConfigError
+from orchestrator.reading import spec_of
+
+__all__ = ["TRIAL_COLUMNS", "log_study_run", "log_study_run_at", "trial_rows"]
+
+log = logging.getLogger("orchestrator")
+TRIAL_COLUMNS = ["number", "state", "params", "value", "duration_s", "worker", "run_id"]
+
+
+def trial_rows(trials: list[FrozenTrial]) -> list[list[Any]]:
+    """One row per trial, in ``TRIAL_COLUMNS`` order (values: the first objective's)."""
+    rows = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        duration = trial.duration.total_seconds() if trial.duration else None
+        value = trial.values[0] if trial.values else None
+        rows.append(
+            [
+                trial.number,
+                trial.state.name,
+                json.dumps(trial.params, sort_keys=True),
+                value,
+                duration,
+                trial.user_attrs.get("worker"),
+                trial.user_attrs.get("wandb_run_id"),
+            ]
+        )
+    return rows
+
+
+def log_study_run_at(url: str, name: str, runs_dir: Path) -> str:
+    """Load study ``name`` from ``url`` and log its study run; see ``log_study_run``.
+
+    Raises:
+        ConfigError: No such study, or one not made by hpo.
+    """
+    storage = open_storage(url, name)
+    try:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            raise ConfigError(
+                f"no study `{name}` at {where(url)}; `hpo studies` lists them."
+            ) from None
+        return log_study_run(study, spec_of(study), runs_dir)
+    finally:
+        storage.engine.dispose()
+
+
+def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> str:
+    """Log the study run (online with a key, else offline under the study's run folder).
+
+    Returns:
+        The run's id.
+    """
+    import wandb  # the host needs it only here
+
+    trials = study.get_trials(deepcopy=False)
+    tracking = spec.tracking
+    folder = wandb_dir(runs_dir, study.study_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = dict(
+        project=tracking.project,
+        entity=tracking.entity,
+        group=study.study_name,
+        name=f"{study.study_name}-study",
+        id=run_id(study.study_name, "study"),
+        job_type="study",
+        tags=[spec.experiment, spec.sampler],
+        config={
+            "experiment": spec.experiment,
+            "overrides": list(spec.overrides),
+            "search_space": dict(spec.search_space),
+            "sampler": spec.sampler,
+            "pruner": spec.pruner,
+            "budget": spec.budget.trials,
+            "seed": spec.seed,
+        },
+        dir=str(folder),
+    )
+    run, _ = init_run(settings, wants_online())
+    columns: list[str | int] = [*TRIAL_COLUMNS]
+    table = wandb.Table(columns=columns, data=trial_rows(trials))
+    charts: dict[str, Any] = {"trials": table}
+    history = _best_so_far(study, trials)
+    if history:
+        best = wandb.Table(columns=["number", "best_value"], data=history)
+        charts["history"] = wandb.plot.line(best, "number", "best_value", title="best value")
+    importances = _importances(study)
+    if importances:
+        ranked = wandb.Table(columns=["param", "importance"], data=importances)
+        charts["importance"] = wandb.plot.bar(ranked, "param", "importance", title="importance")
+    run.log(charts)
+    run.summary.update(_summary(study, trials))
+    run.finish()
+    return str(run.id)
+
+
+def _best_so_far(study: optuna.Study, trials: list[FrozenTrial]) -> list[list[float]]:
+    if len(study.directions) != 1:
+        return []
+    pick = max if study.direction is optuna.study.StudyDirection.MAXIMIZE else min
+    best = math.nan
+    rows = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.state is TrialState.COMPLETE and trial.value is not None:
+            best = trial.value if math.isnan(best) else pick(best, trial.value)
+            rows.append([trial.number, best])
+    return rows
+
+
+def _importances(study: optuna.Study) -> list[list[Any]]:
+    """FANOVA importances of the first objective; none while fewer than two trials completed."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2 or len(study.directions) != 1:
+        return []
+    try:
+        with warnings.catch_warnings():  # "few trials in a regime": expected early in a search
+            warnings.simplefilter("ignore", UserWarning)
+            ranked = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError) as e:  # e.g. every param constant
+        log.info("no parameter importances: %s", e)
+        return []
+    return [[name, float(value)] for name, value in ranked.items()]
+
+
+def _summary(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any]:
+    states = {state.name: sum(t.state is state for t in trials) for state in TrialState}
+    summary: dict[str, Any] = {
+        "n_trials": len(trials),
+        **{f"n_{k.lower()}": v for k, v in states.items()},
+    }
+    if len(study.directions) == 1 and states["COMPLETE"]:
+        summary |= {
+            "best_value": study.best_value,
+            "best_params": study.best_params,
+            "best_trial": study.best_trial.number,
+        }
+    return summary

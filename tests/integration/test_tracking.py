@@ -1,0 +1,92 @@
+"""W&B from worker containers: one offline run per trial and a study run; online without network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import pytest
+from optuna.trial import TrialState
+
+from tests.integration.conftest import HPO, BuiltImage, Database, read_study
+from tests.wandb_records import read_runs
+
+pytestmark = pytest.mark.integration
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+BOGUS_KEY = "hpo-canary-" + "k" * 29  # 40 characters, as W&B's keys; must never show up
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WANDB_API_KEY", "NETRC", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_trial_logs_an_offline_run_matching_postgres(
+    database: Database, trainer_image: BuiltImage, tmp_path: Path
+) -> None:
+    command = [HPO, "launch", "--study", "tracked", "--workers", "2", "--trials", "6"]
+    command += ["--runs-dir", str(tmp_path), "--seed", "3", "trainer.max_epochs=4"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    snapshot = read_study(database, "tracked")
+    trials = {t.number: t for t in snapshot.trials}
+    runs = read_runs(tmp_path / "tracked" / "wandb")
+    trial_runs = [run for run in runs if run.job_type == "trial"]
+    assert len(trial_runs) == 6 == snapshot.count(*FINISHED)
+    assert {run.config["hpo"]["worker"] for run in trial_runs} == {0, 1}
+    for run in trial_runs:
+        trial = trials[run.config["hpo"]["trial"]]
+        assert run.group == "tracked" and run.name == f"tracked-t{trial.number}"
+        assert trial.user_attrs["wandb_run_id"] == run.id
+        assert {name: run.config[name] for name in trial.params} == trial.params
+        assert run.summary["state"] == trial.state.name
+        epochs = [h["epoch"] for h in run.history if "val_loss" in h]
+        assert epochs == list(range(len(epochs))) and epochs  # one val_loss per epoch
+        assert sum("train_loss" in h for h in run.history) == len(epochs)
+        assert run.config["hpo"]["image"].startswith("hpo-trainer:latest@")
+    (study_run,) = [run for run in runs if run.job_type == "study"]
+    assert study_run.group == "tracked"
+    assert study_run.history[-1]["trials/nrows"] == 6
+
+
+def test_online_without_network_still_completes_and_hides_the_key(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", BOGUS_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: no network
+    command = [HPO, "launch", "--study", "nonet", "--workers", "1", "--trials", "1"]
+    command += ["--runs-dir", str(tmp_path), "trainer.max_epochs=2"]
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    inspected = ""
+    try:
+        deadline = time.monotonic() + 120
+        while not inspected and time.monotonic() < deadline:
+            for container in docker_client.containers.list(filters={"label": "hpo.study=nonet"}):
+                inspected = json.dumps(container.attrs)
+            time.sleep(0.2)
+        output, _ = launch.communicate(timeout=600)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.communicate()
+    assert launch.returncode == 0, output
+    assert read_study(database, "nonet").count(TrialState.COMPLETE) == 1
+    log = (tmp_path / "nonet" / "worker-0.log").read_text()
+    assert "W&B online failed" in log
+    assert inspected and BOGUS_KEY not in inspected
+    assert "/run/secrets/hpo-netrc" in inspected  # it reached the worker as a file
+    for path in (tmp_path / "nonet").rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            assert BOGUS_KEY.encode() not in path.read_bytes(), path
+    assert BOGUS_KEY not in output
+    attrs = json.dumps([t.user_attrs for t in read_study(database, "nonet").trials])
+    assert BOGUS_KEY not in attrs

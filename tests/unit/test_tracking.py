@@ -1,0 +1,113 @@
+"""One W&B run per trial, offline, read back from its files; the study run; tracking's spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from trainer.errors import ConfigError
+from trainer.objective import TrialRunner
+from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
+from trainer.tracking import Tracker
+from trainer.wandb_runs import RUN_ID_ATTR, run_id, wants_online
+
+from orchestrator.study import build_spec
+from orchestrator.study_run import log_study_run, trial_rows
+from tests.wandb_records import read_runs
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WANDB_API_KEY", "NETRC", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _spec(tracking: Tracking | None = None, epochs: int = 3) -> ExperimentSpec:
+    return build_spec(
+        "digits_mlp",
+        [f"trainer.max_epochs={epochs}", "threads=1"],
+        budget=Budget(2),
+        sampler="random",
+        pruner="none",
+        seed=0,
+        resilience=Resilience(),
+        tracking=tracking,
+    )
+
+
+def test_run_ids_are_derived_from_study_and_trial() -> None:
+    assert run_id("s", 3) == run_id("s", 3)
+    assert len({run_id("s", 3), run_id("s", 4), run_id("t", 3), run_id("s", "study")}) == 4
+
+
+def test_tracking_is_validated_and_absent_means_default() -> None:
+    with pytest.raises(ConfigError, match="`--tracking` must be one of: wandb, none"):
+        Tracking(backend="tensorboard")
+    spec = _spec(Tracking(project="mine"))
+    assert ExperimentSpec.from_json(spec.to_json()).tracking.project == "mine"
+    raw = json.loads(spec.to_json())
+    del raw["tracking"]  # a study made before tracking was in the spec
+    assert ExperimentSpec.from_json(json.dumps(raw)).tracking == Tracking()
+
+
+def test_online_only_with_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert not wants_online()
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.wandb.ai login user password k\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert wants_online()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert not wants_online()
+
+
+@pytest.mark.slow
+def test_each_trial_logs_its_own_offline_run(tmp_path: Path) -> None:
+    spec = _spec()
+    study = optuna.create_study(study_name="st", direction="maximize")
+    runner = TrialRunner(spec, "st", tmp_path, threads=1, tracker=Tracker(spec, "st", tmp_path, 4))
+    study.optimize(runner, n_trials=2)
+    log_study_run(study, spec, tmp_path)
+
+    runs = {run.job_type: run for run in read_runs(tmp_path / "st" / "wandb")}  # last of each
+    trial_runs = [r for r in read_runs(tmp_path / "st" / "wandb") if r.job_type == "trial"]
+    assert len(trial_runs) == 2
+    for run in trial_runs:
+        trial = study.trials[run.config["hpo"]["trial"]]
+        assert run.id == run_id("st", trial.number) == trial.user_attrs[RUN_ID_ATTR]
+        assert (run.group, run.name) == ("st", f"st-t{trial.number}")
+        assert {k: run.config[k] for k in trial.params} == trial.params
+        assert run.config["hpo"]["worker"] == 4
+        assert run.config["config"]["trainer"]["max_epochs"] == 3
+        epochs = [h for h in run.history if "val_loss" in h]
+        assert len(epochs) == 3 and sum("train_loss" in h for h in run.history) == 3
+        assert run.summary["state"] == "COMPLETE" and run.summary["value"] == trial.value
+        assert run.exit_code == 0
+    study_run = runs["study"]
+    assert study_run.id == run_id("st", "study")
+    assert study_run.history[-1]["trials/nrows"] == 2
+    assert study_run.summary["best_value"] == study.best_value
+
+
+@pytest.mark.slow
+def test_a_failed_trial_finishes_its_run_with_exit_code_1(tmp_path: Path) -> None:
+    spec = _spec(epochs=0)  # no validation ever runs: the objective's metric is missing
+    tracker = Tracker(spec, "bad", tmp_path, 0)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(
+        TrialRunner(spec, "bad", tmp_path, tracker=tracker), n_trials=1, catch=(Exception,)
+    )
+    (run,) = read_runs(tmp_path / "bad" / "wandb")
+    assert study.trials[0].state is TrialState.FAIL
+    assert run.summary["state"] == "FAIL"
+    assert run.exit_code == 1
+
+
+def test_trial_rows_follow_the_columns() -> None:
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    rows = trial_rows(study.get_trials())
+    assert [row[0] for row in rows] == [0, 1]
+    assert rows[0][1] == "COMPLETE" and json.loads(rows[0][2]) == study.trials[0].params

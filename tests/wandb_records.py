@@ -1,0 +1,98 @@
+"""Read W&B's offline run files back, for tests: wandb 0.31 has no public reader for them.
+
+A ``run-<id>.wandb`` file is a LevelDB-style log: a 7-byte header (``:W&B``, magic, version),
+then 32 KiB blocks of records, each with a 7-byte header (CRC32, length, type: full, first,
+middle, last) and a piece of a protobuf ``Record``. The protobuf classes are wandb's own, so this
+is pinned to wandb's minor version (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def records(path: Path) -> list[wandb_internal_pb2.Record]:
+    """Every record of one .wandb file, in order."""
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    found, pending, position = [], b"", HEADER
+    while position + HEADER <= len(data):
+        left_in_block = BLOCK - position % BLOCK
+        if left_in_block < HEADER:  # the writer pads a block's tail that cannot hold a header
+            position += left_in_block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[position : position + HEADER])
+        if kind == 0 and length == 0:
+            position += left_in_block
+            continue
+        piece = data[position + HEADER : position + HEADER + length]
+        position += HEADER + length
+        pending = piece if kind in (FULL, FIRST) else pending + piece
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            found.append(record)
+    return found
+
+
+@dataclass
+class OfflineRun:
+    """What a test wants of one offline run."""
+
+    id: str
+    group: str
+    name: str
+    job_type: str
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+
+
+def read_run(folder: Path) -> OfflineRun:
+    """The run kept in ``folder`` (``offline-run-<time>-<id>``)."""
+    (path,) = folder.glob("run-*.wandb")
+    run: OfflineRun | None = None
+    for record in records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            r = record.run
+            run = OfflineRun(r.run_id, r.run_group, r.display_name, r.job_type)
+            run.config |= _items(r.config.update)
+        elif run is None:
+            continue
+        elif kind == "config":
+            run.config |= _items(record.config.update)
+        elif kind == "history":
+            run.history.append(_items(record.history.item))
+        elif kind == "summary":
+            run.summary |= _items(record.summary.update)
+        elif kind == "exit":
+            run.exit_code = record.exit.exit_code
+    if run is None:
+        raise ValueError(f"{path} holds no run record")
+    return run
+
+
+def read_runs(wandb_folder: Path) -> list[OfflineRun]:
+    """Every offline run under a ``wandb/`` folder."""
+    return [read_run(folder) for folder in sorted(wandb_folder.glob("offline-run-*"))]
+
+
+def _items(items: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items:
+        key = item.key or "/".join(item.nested_key)
+        values[key] = json.loads(item.value_json)
+    return values

@@ -1,0 +1,73 @@
+"""What the worker's trial runs and the launcher's study run agree on, without importing torch.
+
+The host side (``hpo wandb``, ``hpo sync``) and the workers must find the same runs: same ids,
+same folder, same rule for online or offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RUN_ID_ATTR", "init_run", "run_id", "wandb_dir", "wants_online"]
+
+log = logging.getLogger("trainer.worker")
+RUN_ID_ATTR = "wandb_run_id"  # the trial's user attr that links it to its run
+ONLINE_INIT_TIMEOUT_S = 15.0  # W&B's default is 90 s: a trial would wait that long offline
+# What a trial run does not need, each a cost paid per trial: the worker's console (its log file
+# has it), system stats, machine metadata, git and code (the config records image and revision),
+# the pip freeze (the image pins it).
+LEAN: dict[str, Any] = {
+    "silent": True,
+    "console": "off",
+    "x_disable_stats": True,
+    "x_disable_meta": True,
+    "x_disable_machine_info": True,
+    "disable_git": True,
+    "disable_code": True,
+    "save_code": False,
+    "x_save_requirements": False,
+}
+
+
+def run_id(study: str, key: int | str) -> str:
+    """The W&B run id of trial ``key`` (a number) or of the study run (``"study"``).
+
+    Derived, not random: every worker and every sync agrees on it, so one trial is one run.
+    """
+    return hashlib.sha1(f"{study}/{key}".encode()).hexdigest()[:16]
+
+
+def wandb_dir(runs_dir: Path, study: str) -> Path:
+    """The folder W&B writes under (it adds ``wandb/``): the study's run folder."""
+    return runs_dir / study
+
+
+def wants_online() -> bool:
+    """Online when a key is given (a netrc file via NETRC, or WANDB_API_KEY) and not forced off."""
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+        return False
+    netrc = os.environ.get("NETRC")
+    return bool(os.environ.get("WANDB_API_KEY")) or bool(netrc and Path(netrc).is_file())
+
+
+def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
+    """``wandb.init(**settings)``: online if asked and possible, else offline.
+
+    Never raises for want of a network or a good key.
+
+    Returns:
+        The run, and whether online still works (False once it failed: stay offline after).
+    """
+    import wandb
+
+    if online:
+        try:
+            quick = wandb.Settings(init_timeout=ONLINE_INIT_TIMEOUT_S, **LEAN)
+            return wandb.init(mode="online", settings=quick, **settings), True
+        except Exception as e:  # W&B raises many kinds; every one means: go on offline
+            log.warning("W&B online failed (%s); logging offline from now on", e)
+    return wandb.init(mode="offline", settings=wandb.Settings(**LEAN), **settings), False
