@@ -111,3 +111,22 @@ def test_trial_rows_follow_the_columns() -> None:
     rows = trial_rows(study.get_trials())
     assert [row[0] for row in rows] == [0, 1]
     assert rows[0][1] == "COMPLETE" and json.loads(rows[0][2]) == study.trials[0].params
+
+
+@pytest.mark.slow
+def test_a_retried_trial_names_the_trial_and_run_it_retries(tmp_path: Path) -> None:
+    spec = _spec(epochs=1)
+    study = optuna.create_study(study_name="rt", direction="maximize")
+    runner = TrialRunner(spec, "rt", tmp_path, threads=1, tracker=Tracker(spec, "rt", tmp_path, 0))
+    study.optimize(runner, n_trials=1)
+    first = study.trials[0]
+    retry = optuna.trial.create_trial(  # as RetryHeartbeatStaleTrialCallback adds it
+        state=TrialState.WAITING,
+        params=first.params,
+        distributions=first.distributions,
+        system_attrs={"failed_trial": first.number},
+    )
+    study.add_trial(retry)
+    study.optimize(runner, n_trials=1)
+    (run,) = [r for r in read_runs(tmp_path / "rt" / "wandb") if r.config["hpo"]["trial"] == 1]
+    assert run.config["hpo"]["retry_of"] == {"trial": 0, "run": run_id("rt", 0)}
