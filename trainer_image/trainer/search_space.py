@@ -266,6 +266,10 @@ def _divides(step: float, span: float) -> bool:
     return abs(count * step - span) <= _RELATIVE_TOLERANCE * max(1.0, abs(span))
 
 
+# Words Hydra's grammar reads as null, booleans or floats, in any case: such strings are quoted.
+_GRAMMAR_WORDS = frozenset({"null", "true", "false", "inf", "nan"})
+
+
 def hydra_value(value: Scalar) -> str:
     """A value as Hydra's override grammar reads it back unchanged."""
     if value is None:
@@ -274,7 +278,7 @@ def hydra_value(value: Scalar) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    if _PLAIN_STRING.match(value) and value not in {"null", "true", "false"}:
+    if _PLAIN_STRING.match(value) and value.lower() not in _GRAMMAR_WORDS:
         return value
     # Hydra reads backslashes literally except in runs before a quote (or the closing quote),
     # where each pair is one backslash; `${` would start an interpolation.
