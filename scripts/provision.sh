@@ -46,6 +46,13 @@ install_plugins() {
   dpkg -i "$tmp"/docker-compose_*.deb "$tmp"/docker-buildx_*.deb >/dev/null
 }
 
+install_compiler() {
+  if command -v g++ >/dev/null; then log "g++ already installed"; return; fi
+  need_root; apt_update_once
+  log "installing g++ from Debian (hpo's C++ extension, csrc/, is compiled on install)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null
+}
+
 install_chromium() {
   if command -v chromium >/dev/null; then log "chromium already installed"; return; fi
   need_root; apt_update_once
@@ -69,6 +76,7 @@ start_daemon() {
 
 install_engine
 install_plugins
+install_compiler
 install_chromium
 start_daemon
 docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'

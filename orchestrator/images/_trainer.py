@@ -11,7 +11,7 @@ from orchestrator import __version__
 from orchestrator.engine import translated
 from orchestrator.images._base import ensure_base_image
 from orchestrator.images._build import BuildLog, build_image
-from orchestrator.images._wheelhouse import ensure_wheelhouse
+from orchestrator.images._wheelhouse import build_hpo_wheel, ensure_wheelhouse
 from orchestrator.settings import TRAINER_IMAGE
 
 __all__ = ["build_trainer_image"]
@@ -43,6 +43,7 @@ def build_trainer_image(
         BackendError: No wheelhouse, no base image, or a failed build step.
     """
     ensure_wheelhouse(root, log)
+    build_hpo_wheel(root, log)
     base_image = ensure_base_image(client, base, log)
     buildargs = {"BASE_IMAGE": base_image, "VERSION": __version__, "REVISION": _revision(root)}
     image_id = build_image(

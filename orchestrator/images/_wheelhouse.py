@@ -8,6 +8,7 @@ network cannot reach it at all; so packages are fetched on the host, for the ima
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import platform
 import sys
 import tomllib
@@ -16,7 +17,7 @@ from pathlib import Path
 from orchestrator.errors import BackendError
 from orchestrator.images._build import BuildLog, run_streamed
 
-__all__ = ["ensure_wheelhouse", "requirements"]
+__all__ = ["build_hpo_wheel", "ensure_wheelhouse", "requirements"]
 
 IMAGE_PYTHON = "3.11"
 _PLATFORMS = (
@@ -99,3 +100,30 @@ def _host_matches_image() -> bool:
     """Wheels built here fit the image only on the same OS, machine and Python minor."""
     same_python = f"{sys.version_info.major}.{sys.version_info.minor}" == IMAGE_PYTHON
     return sys.platform == "linux" and platform.machine() == "x86_64" and same_python
+
+
+def build_hpo_wheel(root: Path, log: BuildLog) -> Path:
+    """Hpo's own wheel, its C++ extension compiled here, in ``<root>/wheelhouse-hpo``.
+
+    The image has no compiler and its build no network, so the extension is compiled on the
+    host, for the image's Python. Kept apart from the wheelhouse, so that a code change does not
+    invalidate the dependency layer.
+
+    Raises:
+        BackendError: This host cannot compile for the image, or the build failed.
+    """
+    if not _host_matches_image():
+        raise BackendError(
+            "the trainer image needs hpo's C++ extension compiled for Linux x86_64 and Python "
+            f"{IMAGE_PYTHON}: build the image on such a host."
+        )
+    out = root / "wheelhouse-hpo"
+    out.mkdir(exist_ok=True)
+    for old in out.glob("*.whl"):
+        old.unlink()
+    command = [*_pip("wheel"), "--no-deps", "--wheel-dir", str(out), str(root)]
+    if importlib.util.find_spec("pybind11") and importlib.util.find_spec("setuptools"):
+        command.append("--no-build-isolation")  # the build tools are here: no download, faster
+    if run_streamed(command, log)[0] != 0:
+        raise BackendError("pip could not build hpo's wheel (see the lines above).")
+    return out
