@@ -77,6 +77,7 @@ bench: install ## Benchmarks: ratios measured side by side in one run
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/parallel.py
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/entropy.py
 
 clean: ## Remove build leftovers and local run output (keeps .venv)
 	rm -rf build dist *.egg-info outputs lightning_logs .pytest_cache .ruff_cache .mypy_cache

@@ -35,7 +35,7 @@ def test_bad_experiment_is_one_line_and_exit_2() -> None:
     result = runner.invoke(app, ["config", "nope"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "error: unknown experiment `nope`; choose one of: digits_mlp."
+        "error: unknown experiment `nope`; choose one of: digits_mlp, entropy."
     ]
 
 

@@ -35,7 +35,7 @@ def test_user_experiment_composes_with_our_data_and_defaults() -> None:
     [
         (["model.chanels=8"], "unknown config key `model.chanels`"),
         (["model.channels=wide"], "`model.channels` expects int"),
-        (["model=resnet"], "choose one of: digits_cnn, mlp"),
+        (["model=resnet"], "choose one of: digits_cnn, entropy_mlp, mlp"),
     ],
 )
 def test_user_config_gets_the_same_one_line_errors(overrides: list[str], expected: str) -> None:
