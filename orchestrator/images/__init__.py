@@ -11,10 +11,11 @@ from orchestrator.images._build import BuildLog, build_image
 from orchestrator.images._engine_images import image_exists
 from orchestrator.images._postgres import ensure_postgres_image
 from orchestrator.images._trainer import build_trainer_image
-from orchestrator.images._wheelhouse import ensure_wheelhouse, requirements
+from orchestrator.images._wheelhouse import build_hpo_wheel, ensure_wheelhouse, requirements
 
 __all__ = [
     "BuildLog",
+    "build_hpo_wheel",
     "build_image",
     "build_trainer_image",
     "ensure_base_image",

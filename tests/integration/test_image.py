@@ -75,10 +75,13 @@ def test_rebuild_after_touching_one_py_file(
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "wheelhouse", source / "wheelhouse", copy_function=_link)
+    if (REPO / "build").is_dir():  # a working tree keeps its compiled objects: not rebuilt
+        shutil.copytree(REPO / "build", source / "build")
     with (source / "trainer_image" / "trainer" / "fit.py").open("a") as f:
         f.write("\n# touched by test_rebuild_after_touching_one_py_file\n")
     tag = f"hpo-trainer-rebuild-test:{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
+    images.build_hpo_wheel(source, log=lambda line: None)  # what `hpo image build` does first
     image_id = images.build_image(
         docker_client,
         context=source,
