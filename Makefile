@@ -13,7 +13,7 @@ WORKERS ?= 2
 TRIALS ?= 12
 BACKEND ?= docker
 
-.PHONY: help install provision image db db-down launch up down test test-unit lint format train bench clean
+.PHONY: help install provision image db db-down launch demo up down test test-unit lint format train bench clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,11 @@ db-down: install ## Stop the managed Postgres; its data volume is kept
 
 launch: install ## A study: make launch WORKERS=2 TRIALS=12 BACKEND=docker|local ARGS="..."
 	$(BIN)/hpo launch --backend $(BACKEND) --workers $(WORKERS) --trials $(TRIALS) --experiment $(EXPERIMENT) $(ARGS)
+
+demo: ## A newcomer's first run: install, images, 4 workers x 24 trials, live view, then the report
+	@SECONDS=0; $(MAKE) --no-print-directory install image \
+	&& $(BIN)/hpo launch --workers 4 --trials 24 --study demo-$$(date +%Y%m%d-%H%M%S) $(ARGS) \
+	; status=$$?; echo "make demo: $$SECONDS s from start to report"; exit $$status
 
 # The compose stack runs as the person typing (files in hpo-runs/ stay theirs), in the socket's group.
 COMPOSE_ENV = HPO_UID=$$(id -u) HPO_GID=$$(id -g) DOCKER_GID=$$(stat -c %g /var/run/docker.sock)

@@ -18,6 +18,7 @@ from orchestrator import __version__
 from orchestrator.commands import db, image, studies, tracking, workers
 from orchestrator.commands.dashboard import dashboard
 from orchestrator.commands.launch import launch
+from orchestrator.commands.report import report
 from orchestrator.console import guard, stdout
 
 EPILOG = (
@@ -47,6 +48,7 @@ for command in (
     dashboard,
     tracking.wandb,
     tracking.sync,
+    report,
 ):
     app.command()(command)
 

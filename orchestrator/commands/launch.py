@@ -15,6 +15,7 @@ from trainer.spec import Budget, Resilience, Tracking
 from trainer.storage import check_study_name
 
 from orchestrator import launch as launcher
+from orchestrator import report
 from orchestrator import study as studies
 from orchestrator.backends import WorkerResources
 from orchestrator.commands._backend import BackendName, make_backend
@@ -220,6 +221,13 @@ def launch(
             rich_help_panel=TRACKING,
         ),
     ] = None,
+    write_report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="At the end, write `hpo report` (<runs-dir>/<study>/report/index.html).",
+        ),
+    ] = True,
     force: Annotated[
         bool, typer.Option(help="Resume a study whose spec changed; allow many workers.")
     ] = False,
@@ -283,7 +291,10 @@ def launch(
         return
     if spec.tracking.enabled:
         _log_study_run(url, name, runs_dir)
-    raise typer.Exit(code=print_summary(final, launcher.failed_workers(final), max_failed))
+    code = print_summary(final, launcher.failed_workers(final), max_failed)
+    if write_report:
+        _write_report(url, name, runs_dir)
+    raise typer.Exit(code=code)
 
 
 def _check_workers(workers: int, force: bool) -> None:
@@ -309,3 +320,14 @@ def _log_study_run(url: str, name: str, runs_dir: Path) -> None:
             log_study_run_at(url, name, runs_dir)
     except Exception as e:  # W&B's own errors are many; none may end a finished study badly
         stderr.print(f"warning: the study's W&B run was not logged ({e}); `hpo wandb {name}`.")
+
+
+def _write_report(url: str, name: str, runs_dir: Path) -> None:
+    """The study's report; if it fails, a warning (`hpo report` can write it later)."""
+    try:
+        with stdout.status("drawing the report"):
+            index = report.write_report(url, name, runs_dir, runs_dir / name / "report")
+    except Exception as e:  # a figure library's error must not hide the study's result
+        stderr.print(f"warning: no report ({e}); `hpo report {name}` tries again.")
+        return
+    stdout.print(f"report: {index.resolve()}", markup=False, soft_wrap=True)

@@ -1,0 +1,34 @@
+"""``hpo report``: a study's figures, trials and best configuration in one HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.console import guard, stdout
+from orchestrator.report import write_report
+
+
+def report(
+    name: Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for index.html and the PNGs (default: <runs-dir>/<study>/report)."
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option(help="Run folders, as given to `hpo launch` (the loss curves).")
+    ] = Path("hpo-runs"),
+    storage: Annotated[
+        str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """Write the study's report: history, importances, curves, all trials, how to retrain."""
+    url = guard(resolve_storage, storage, start=False)
+    with stdout.status("drawing the report"):
+        index = guard(write_report, url, name, runs_dir, out or runs_dir / name / "report")
+    stdout.print(f"report: {index.resolve()}", markup=False, soft_wrap=True)

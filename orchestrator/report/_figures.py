@@ -1,0 +1,79 @@
+"""The report's figures, as plotly figures: Optuna's own plots and the best trials' loss curves.
+
+Optuna's visualisation module draws the search (history, importances, parallel coordinates,
+slices, intermediate values); the curves come from each trial's CSV log in the run folder, since
+the database holds only the monitored metric per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import plotly.graph_objects as go
+from optuna import visualization as vis
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["CURVES", "curves_of", "figures"]
+
+CURVES = "loss curves of the best trials"
+BEST_CURVES = 3
+
+
+def figures(study: optuna.Study, best: list[FrozenTrial], runs_dir: Path) -> dict[str, go.Figure]:
+    """Title -> figure, for what this study can show (e.g. importances need 2 complete trials)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    plots: dict[str, Callable[[], go.Figure]] = {}
+    if len(study.directions) == 1:
+        plots["optimization history"] = lambda: vis.plot_optimization_history(study)
+        if len(complete) >= 2:
+            plots["parameter importances"] = lambda: vis.plot_param_importances(study)
+        plots["parallel coordinates"] = lambda: vis.plot_parallel_coordinate(study)
+        plots["slice plots"] = lambda: vis.plot_slice(study)
+        plots["intermediate values (val metric per epoch)"] = lambda: vis.plot_intermediate_values(
+            study
+        )
+    else:
+        plots["Pareto front"] = lambda: vis.plot_pareto_front(study)
+    made: dict[str, go.Figure] = {}
+    with warnings.catch_warnings():  # experimental and "few trials" warnings: not the reader's
+        warnings.simplefilter("ignore")
+        for title, plot in plots.items():
+            made[title] = plot()
+    made[CURVES] = _curves_figure(study.study_name, best[:BEST_CURVES], runs_dir)
+    return made
+
+
+def curves_of(study_name: str, trial: FrozenTrial, runs_dir: Path) -> dict[str, list[float]]:
+    """``train_loss`` and ``val_loss`` per epoch, from the trial's CSV log (empty if none)."""
+    path = runs_dir / study_name / f"trial-{trial.number}" / "csv" / "metrics.csv"
+    series: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    if not path.is_file():
+        return series
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            for name, values in series.items():
+                if row.get(name):
+                    values.append(float(row[name]))
+    return series
+
+
+def _curves_figure(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -> go.Figure:
+    figure = go.Figure()
+    for trial in trials:
+        for name, values in curves_of(study_name, trial, runs_dir).items():
+            dash = "solid" if name == "train_loss" else "dash"
+            figure.add_trace(
+                go.Scatter(
+                    x=list(range(len(values))),
+                    y=values,
+                    mode="lines",
+                    name=f"trial {trial.number} {name}",
+                    line={"dash": dash},
+                )
+            )
+    figure.update_layout(title=CURVES, xaxis_title="epoch", yaxis_title="loss")
+    return figure

@@ -1,0 +1,71 @@
+"""PNG copies of the report's figures, drawn with matplotlib (kaleido needs a browser to export).
+
+Optuna's matplotlib module draws the same plots as its plotly one; the loss curves are drawn
+here from the same CSV logs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+import optuna
+from matplotlib.axes import Axes
+from optuna.trial import FrozenTrial
+from optuna.visualization import matplotlib as mvis
+
+from orchestrator.report._figures import BEST_CURVES, CURVES, curves_of
+
+__all__ = ["write_pngs"]
+
+_PLOTS: dict[str, Callable[[optuna.Study], object]] = {
+    "optimization history": mvis.plot_optimization_history,
+    "parameter importances": mvis.plot_param_importances,
+    "parallel coordinates": mvis.plot_parallel_coordinate,
+    "slice plots": mvis.plot_slice,
+    "intermediate values (val metric per epoch)": mvis.plot_intermediate_values,
+    "Pareto front": mvis.plot_pareto_front,
+}
+
+
+def write_pngs(
+    study: optuna.Study, titles: list[str], best: list[FrozenTrial], runs_dir: Path, out: Path
+) -> list[Path]:
+    """One PNG per title (the figures the HTML page has); returns their paths."""
+    written = []
+    for title in titles:
+        path = out / f"{_slug(title)}.png"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if title == CURVES:
+                _curves(study.study_name, best[:BEST_CURVES], runs_dir)
+            else:
+                _PLOTS[title](study)
+        figure = plt.gcf()
+        figure.set_size_inches(10, 6)
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close("all")
+        written.append(path)
+    return written
+
+
+def _curves(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -> Axes:
+    _, axes = plt.subplots()
+    for trial in trials:
+        for name, values in curves_of(study_name, trial, runs_dir).items():
+            style = "-" if name == "train_loss" else "--"
+            axes.plot(range(len(values)), values, style, label=f"trial {trial.number} {name}")
+    axes.set(title=CURVES, xlabel="epoch", ylabel="loss")
+    if trials:
+        axes.legend()
+    return axes
+
+
+def _slug(title: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in title.split(" (", 1)[0]).strip("-").lower()
