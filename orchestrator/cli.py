@@ -19,6 +19,7 @@ from orchestrator.commands import db, image, studies, tracking, workers
 from orchestrator.commands.dashboard import dashboard
 from orchestrator.commands.launch import launch
 from orchestrator.commands.report import report
+from orchestrator.commands.retrain import retrain
 from orchestrator.console import guard, stdout
 
 EPILOG = (
@@ -49,6 +50,7 @@ for command in (
     tracking.wandb,
     tracking.sync,
     report,
+    retrain,
 ):
     app.command()(command)
 

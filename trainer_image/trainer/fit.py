@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -67,9 +68,14 @@ def build(
 
 
 def run(
-    cfg: DictConfig, callbacks: Sequence[Callback] = (), loggers: Sequence[Logger] = ()
+    cfg: DictConfig,
+    callbacks: Sequence[Callback] = (),
+    loggers: Sequence[Logger] = (),
+    checkpoint: Path | None = None,
 ) -> dict[str, float]:
     """Fit, then test, the experiment described by ``cfg``; extras as in ``build``.
+
+    ``checkpoint`` names a file to save the fitted model to (a retrain keeps it; trials do not).
 
     Returns:
         The last epoch's train/val metrics, the test metrics and the number of epochs run.
@@ -82,6 +88,8 @@ def run(
         for message in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
         parts.trainer.fit(parts.model, datamodule=parts.datamodule)
+        if checkpoint is not None:
+            parts.trainer.save_checkpoint(checkpoint)
         fitted = {name: float(value) for name, value in parts.trainer.callback_metrics.items()}
         (tested,) = parts.trainer.test(parts.model, datamodule=parts.datamodule, verbose=False)
     return {**fitted, **tested, "epochs": float(parts.trainer.current_epoch)}
