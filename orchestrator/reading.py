@@ -6,6 +6,8 @@ Each function opens the storage, reads, and closes it again: the CLI holds no co
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "best_trials",
     "delete",
     "load",
+    "opened",
     "retrain_command",
     "rows",
     "spec_of",
@@ -49,11 +52,12 @@ class Loaded:
     best: list[FrozenTrial]  # one, or the Pareto front; empty before any completed trial
 
 
-def load(url: str, name: str) -> Loaded:
-    """Read a study, closing the storage again.
+@contextmanager
+def opened(url: str, name: str) -> Iterator[optuna.Study]:
+    """Study ``name``, its storage closed again when the block ends.
 
     Raises:
-        ConfigError: No such study there, or one not made by hpo.
+        ConfigError: No such study there.
     """
     storage = open_storage(url, name)
     try:
@@ -63,9 +67,19 @@ def load(url: str, name: str) -> Loaded:
             raise ConfigError(
                 f"no study `{name}` at {where(url)}; `hpo studies` lists them."
             ) from None
-        return Loaded(spec_of(study), study.get_trials(), best_trials(study))
+        yield study
     finally:
         storage.engine.dispose()
+
+
+def load(url: str, name: str) -> Loaded:
+    """Read a study in full.
+
+    Raises:
+        ConfigError: No such study there, or one not made by hpo.
+    """
+    with opened(url, name) as study:
+        return Loaded(spec_of(study), study.get_trials(), best_trials(study))
 
 
 def rows(url: str) -> list[StudyRow]:

@@ -18,11 +18,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from trainer.spec import ExperimentSpec
-from trainer.storage import open_storage, where
 from trainer.wandb_runs import init_run, run_id, wandb_dir, wants_online
 
-from orchestrator.errors import ConfigError
-from orchestrator.reading import spec_of
+from orchestrator.reading import opened, spec_of
 
 __all__ = ["TRIAL_COLUMNS", "log_study_run", "log_study_run_at", "trial_rows"]
 
@@ -56,17 +54,8 @@ def log_study_run_at(url: str, name: str, runs_dir: Path) -> str:
     Raises:
         ConfigError: No such study, or one not made by hpo.
     """
-    storage = open_storage(url, name)
-    try:
-        try:
-            study = optuna.load_study(study_name=name, storage=storage)
-        except KeyError:
-            raise ConfigError(
-                f"no study `{name}` at {where(url)}; `hpo studies` lists them."
-            ) from None
+    with opened(url, name) as study:
         return log_study_run(study, spec_of(study), runs_dir)
-    finally:
-        storage.engine.dispose()
 
 
 def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> str:
