@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.metrics import RunningMean
+from trainer.models.epoch_logging import EpochMeansModule
 from trainer.models.mlp import ACTIVATIONS
 
 __all__ = ["EntropyPredictor"]
@@ -18,7 +17,7 @@ __all__ = ["EntropyPredictor"]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
-class EntropyPredictor(L.LightningModule):
+class EntropyPredictor(EpochMeansModule):
     """``depth`` hidden layers of ``hidden_dim`` units, one output: the predicted entropy.
 
     Logs ``train_loss`` (MSE) per epoch, ``val_loss``/``val_mae`` per validation and
@@ -46,7 +45,7 @@ class EntropyPredictor(L.LightningModule):
         activation: str,
         optimizer: OptimizerFactory,
     ) -> None:
-        super().__init__()
+        super().__init__(("train_loss", "val_loss", "val_mae", "test_loss", "test_mae"))
         if input_dim < 1 or hidden_dim < 1 or depth < 1:
             raise ValueError(
                 "`model.input_dim`, `model.hidden_dim` and `model.depth` must be >= 1, got "
@@ -66,8 +65,6 @@ class EntropyPredictor(L.LightningModule):
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
         self.optimizer_factory = optimizer
-        names = ("train_loss", "val_loss", "val_mae", "test_loss", "test_mae")
-        self.epoch_means = {name: RunningMean() for name in names}
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         """Predicted entropy per vector."""
@@ -82,26 +79,6 @@ class EntropyPredictor(L.LightningModule):
         self.epoch_means["train_loss"].update(loss.detach(), weight=len(target))
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate ``val_loss`` and ``val_mae``."""
-        self._update_eval("val", batch)
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate ``test_loss`` and ``test_mae``."""
-        self._update_eval("test", batch)
-
-    def on_train_epoch_end(self) -> None:
-        """Log the epoch's mean training loss."""
-        self._log_epoch_means("train")
-
-    def on_validation_epoch_end(self) -> None:
-        """Log validation MSE and MAE over the whole split."""
-        self._log_epoch_means("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Log test MSE and MAE over the whole split."""
-        self._log_epoch_means("test")
-
     def configure_optimizers(self) -> Any:
         """The configured optimizer."""
         return self.optimizer_factory(self.parameters())
@@ -112,9 +89,3 @@ class EntropyPredictor(L.LightningModule):
         self.epoch_means[f"{stage}_loss"].update(F.mse_loss(predicted, target), weight=len(target))
         mae = (predicted - target).abs().mean()
         self.epoch_means[f"{stage}_mae"].update(mae, weight=len(target))
-
-    def _log_epoch_means(self, stage: str) -> None:
-        for name, mean in self.epoch_means.items():
-            if name.startswith(f"{stage}_") and not mean.empty:
-                self.log(name, mean.compute())
-                mean.reset()

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.metrics import RunningMean
+from trainer.models.epoch_logging import EpochMeansModule
 
 __all__ = ["ACTIVATIONS", "MLPClassifier"]
 
@@ -25,7 +24,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
-class MLPClassifier(L.LightningModule):
+class MLPClassifier(EpochMeansModule):
     """``depth`` hidden layers of ``hidden_dim`` units, each followed by activation and dropout.
 
     Logs ``train_loss`` per epoch, ``val_loss``/``val_acc`` per validation and
@@ -59,7 +58,7 @@ class MLPClassifier(L.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(("train_loss", "val_loss", "val_acc", "test_loss", "test_acc"))
         _check_sizes(input_dim=input_dim, num_classes=num_classes, hidden_dim=hidden_dim)
         if depth < 0:
             raise ValueError(f"`model.depth` must be >= 0, got {depth}.")
@@ -78,8 +77,6 @@ class MLPClassifier(L.LightningModule):
         self.net = nn.Sequential(*layers)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        names = ("train_loss", "val_loss", "val_acc", "test_loss", "test_acc")
-        self.epoch_means = {name: RunningMean() for name in names}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits."""
@@ -92,26 +89,6 @@ class MLPClassifier(L.LightningModule):
         loss, _ = self._loss_and_hits(batch)
         self.epoch_means["train_loss"].update(loss.detach(), weight=len(batch[1]))
         return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate ``val_loss`` and ``val_acc``."""
-        self._update_eval("val", batch)
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate ``test_loss`` and ``test_acc``."""
-        self._update_eval("test", batch)
-
-    def on_train_epoch_end(self) -> None:
-        """Log the epoch's mean training loss."""
-        self._log_epoch_means("train")
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the validation loss and accuracy over the whole validation split."""
-        self._log_epoch_means("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Log the test loss and accuracy over the whole test split."""
-        self._log_epoch_means("test")
 
     def configure_optimizers(self) -> Any:
         """The configured optimizer, with the scheduler stepped per epoch when one is set."""
@@ -128,12 +105,6 @@ class MLPClassifier(L.LightningModule):
         loss, hits = self._loss_and_hits(batch)
         self.epoch_means[f"{stage}_loss"].update(loss, weight=len(hits))
         self.epoch_means[f"{stage}_acc"].update(hits.mean(), weight=len(hits))
-
-    def _log_epoch_means(self, stage: str) -> None:
-        for name, mean in self.epoch_means.items():
-            if name.startswith(f"{stage}_") and not mean.empty:
-                self.log(name, mean.compute())
-                mean.reset()
 
     def _loss_and_hits(
         self, batch: tuple[torch.Tensor, torch.Tensor]
