@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -23,6 +25,10 @@ PASSWORD_FILE_ENV = "HPO_STORAGE_PASSWORD_FILE"
 STORAGE_HELP = (
     "Storage URL (postgresql+psycopg://...); default: the managed Postgres of `hpo db up`."
 )
+# The `--storage` option of every command that reads studies.
+StorageOption = Annotated[
+    str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
+]
 
 
 def resolve_storage(explicit: str | None, *, start: bool) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from trainer.storage import open_storage, where
 
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 
 APPLICATION = "dashboard"  # names the dashboard's connections in pg_stat_activity
@@ -19,9 +19,7 @@ def dashboard(
         typer.Option(help="Address to listen on; 0.0.0.0 only inside a container or behind auth."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
-    storage: Annotated[
-        str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
-    ] = None,
+    storage: StorageOption = None,
 ) -> None:
     """Serve optuna-dashboard for every study in the database, until Ctrl-C."""
     from optuna_dashboard import run_server  # only this command needs the web stack

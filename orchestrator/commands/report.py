@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.report import write_report
 
@@ -23,9 +23,7 @@ def report(
     runs_dir: Annotated[
         Path, typer.Option(help="Run folders, as given to `hpo launch` (the loss curves).")
     ] = Path("hpo-runs"),
-    storage: Annotated[
-        str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
-    ] = None,
+    storage: StorageOption = None,
 ) -> None:
     """Write the study's report: history, importances, curves, all trials, how to retrain."""
     url = guard(resolve_storage, storage, start=False)

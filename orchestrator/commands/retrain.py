@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import reading
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.retrain import pick_trial
 from orchestrator.retrain import retrain as retrain_trial
@@ -22,9 +22,7 @@ def retrain(
     runs_dir: Annotated[
         Path, typer.Option(help="Run folders; the model goes in <runs-dir>/<study>/retrain-<n>.")
     ] = Path("hpo-runs"),
-    storage: Annotated[
-        str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
-    ] = None,
+    storage: StorageOption = None,
 ) -> None:
     """Train a trial's exact configuration again here, keep the model, and report its test score."""
     url = guard(resolve_storage, storage, start=False)

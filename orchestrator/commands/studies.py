@@ -10,12 +10,10 @@ from optuna.trial import TrialState
 from rich.table import Table
 
 from orchestrator import reading
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 
-Storage = Annotated[
-    str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
-]
+Storage = StorageOption
 StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from trainer.wandb_runs import wandb_dir, wants_online
 
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage
+from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.study_run import log_study_run_at
@@ -22,9 +22,7 @@ RunsDir = Annotated[Path, typer.Option(help="Run folders, as given to `hpo launc
 def wandb(
     name: StudyName,
     runs_dir: RunsDir = Path("hpo-runs"),
-    storage: Annotated[
-        str | None, typer.Option(envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False)
-    ] = None,
+    storage: StorageOption = None,
 ) -> None:
     """Log (again) the study's summary run: all trials in a table, history, importances."""
     url = guard(resolve_storage, storage, start=False)
