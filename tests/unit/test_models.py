@@ -53,7 +53,20 @@ def test_batches_are_sliced_whole(digits: DigitsDataModule) -> None:
     assert total == len(digits.splits["val"])
 
 
-@pytest.mark.parametrize("bad", [{"val_fraction": 0.0}, {"test_fraction": 0.9}, {"batch_size": 0}])
+def test_evaluation_batches_have_their_own_size() -> None:
+    module = DigitsDataModule(0.2, 0.2, batch_size=64, split_seed=7, eval_batch_size=1024)
+    module.setup()
+    for split, loader in (("val", module.val_dataloader()), ("test", module.test_dataloader())):
+        batches = list(loader)
+        assert len(batches) == 1
+        assert len(batches[0][1]) == len(module.splits[split])
+    assert len(next(iter(module.train_dataloader()))[1]) == 64
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"val_fraction": 0.0}, {"test_fraction": 0.9}, {"batch_size": 0}, {"eval_batch_size": 0}],
+)
 def test_datamodule_rejects_bad_sizes(bad: dict[str, float]) -> None:
     args: dict[str, float] = {"val_fraction": 0.2, "test_fraction": 0.2, "batch_size": 64}
     with pytest.raises(ValueError, match="data"):

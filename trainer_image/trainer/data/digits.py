@@ -30,7 +30,10 @@ class DigitsDataModule(L.LightningDataModule):
     Args:
         val_fraction: Share of all rows held out for validation.
         test_fraction: Share of all rows held out for the final test.
-        batch_size: Rows per batch.
+        batch_size: Rows per training batch.
+        eval_batch_size: Rows per validation and test batch. Evaluation keeps no activations
+            for a backward pass, so it can take whole splits at once; each batch is a round of
+            Lightning's per-step hooks, which on a model this small cost more than the batch.
         split_seed: Seed of the split, so every trial of a study sees the same split.
         num_workers: DataLoader worker processes; 0 is fastest for in-memory tensors.
 
@@ -44,6 +47,8 @@ class DigitsDataModule(L.LightningDataModule):
         test_fraction: float,
         batch_size: int,
         split_seed: int,
+        *,
+        eval_batch_size: int | None = None,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
@@ -56,10 +61,13 @@ class DigitsDataModule(L.LightningDataModule):
             )
         if batch_size < 1:
             raise ValueError(f"`data.batch_size` must be >= 1, got {batch_size}.")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"`data.eval_batch_size` must be >= 1 or null, got {eval_batch_size}.")
         self.save_hyperparameters(logger=False)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.split_seed = split_seed
         self.num_workers = num_workers
         self.splits: dict[str, TensorDataset] = {}
@@ -85,19 +93,21 @@ class DigitsDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         """Shuffled batches; the order follows torch's global seed (set by ``seed_everything``)."""
-        return self._loader("train", shuffle=True)
+        return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         """Validation batches in a fixed order."""
-        return self._loader("val", shuffle=False)
+        return self._loader("val", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         """Test batches in a fixed order."""
-        return self._loader("test", shuffle=False)
+        return self._loader("test", self.eval_batch_size, shuffle=False)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
+    def _loader(
+        self, split: str, batch_size: int, shuffle: bool
+    ) -> DataLoader[tuple[torch.Tensor, ...]]:
         dataset = self.splits[split]
         order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        batches = BatchSampler(order, batch_size=self.batch_size, drop_last=False)
+        batches = BatchSampler(order, batch_size=batch_size, drop_last=False)
         # batch_size=None: the sampler yields whole index lists and TensorDataset slices them.
         return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=self.num_workers)
