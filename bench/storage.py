@@ -17,6 +17,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from typing import NamedTuple
 
 import optuna
 from sqlalchemy import event
@@ -30,6 +31,13 @@ from orchestrator.commands._storage import resolve_storage
 from orchestrator.study import build_spec, create_or_resume
 
 Runner = Callable[[str, str, str, int, int], tuple[int, float]]  # (statements, seconds)
+
+
+class Rate(NamedTuple):
+    """One side's result: trials per second and SQL statements per trial."""
+
+    per_second: float
+    statements: int
 
 
 def objective(trial: optuna.Trial) -> list[float]:
@@ -90,24 +98,24 @@ def _count_statements(storage: optuna.storages.RDBStorage) -> list[int]:
     return counted
 
 
-def _new_study(url: str, budget: int, history: int) -> str:
+def _new_study(url: str, history: int = 0) -> str:
+    """A study of digits_mlp's spec with ``history`` finished trials already in it."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     spec = build_spec(
         "digits_mlp",
         [],
-        budget=Budget(budget + history),
+        budget=Budget(1),  # each run sets its own budget in bench.budget
         sampler="random",
         pruner="none",
         seed=0,
         resilience=Resilience(),
     )
     create_or_resume(url, name, spec, force=False)
-    storage = open_storage(url, name)
-    study = optuna.load_study(study_name=name, storage=storage)
-    study.set_user_attr("bench.budget", budget + history)
     if history:
+        storage = open_storage(url, name)
+        study = optuna.load_study(study_name=name, storage=storage)
         study.add_trials([_finished(i) for i in range(history)])
-    storage.engine.dispose()
+        storage.engine.dispose()
     return name
 
 
@@ -120,46 +128,47 @@ def _finished(i: int) -> optuna.trial.FrozenTrial:
 
 
 def measure(
-    url: str, runner: Runner, sampler: str, workers: int, trials: int, *, history: int = 0
-) -> tuple[float, int, str]:
-    """Trials/s over the study's own span (first start to last completion, as the database
-    recorded them), statements per trial, and the study's name.
+    url: str, name: str, runner: Runner, sampler: str, *, workers: int, trials: int
+) -> Rate:
+    """Run ``trials`` more trials of study ``name``; trials/s over their own span (first start
+    to last completion, as the database recorded them) and statements per trial.
     """
-    name = _new_study(url, trials, history)
+    storage = open_storage(url, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    before = len(study.get_trials(deepcopy=False))
+    study.set_user_attr("bench.budget", before + trials)
     jobs = [(url, name, sampler, k, trials // workers) for k in range(workers)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         results = pool.starmap(runner, jobs)
-    storage = open_storage(url, name)
-    study = optuna.load_study(study_name=name, storage=storage)
-    new = study.get_trials(deepcopy=False)[history:]
+    new = study.get_trials(deepcopy=False)[before:]
     storage.engine.dispose()
     starts = [t.datetime_start for t in new if t.datetime_start is not None]
     ends = [t.datetime_complete for t in new if t.datetime_complete is not None]
     seconds = (max(ends) - min(starts)).total_seconds()
-    return len(new) / seconds, sum(count for count, _ in results) // len(new), name
+    return Rate(len(new) / seconds, sum(count for count, _ in results) // len(new))
 
 
 def median_pair(
-    url: str,
-    sampler: str,
-    workers: int,
-    trials: int,
-    *,
-    repeats: int,
-    made: list[str],
+    url: str, sampler: str, workers: int, trials: int, *, repeats: int, made: list[str],
     history: int = 0,
-) -> dict[str, tuple[float, int]]:
-    """Median trials/s and statements/trial of each side, the two sides interleaved."""
-    runs: dict[str, list[tuple[float, int]]] = {"plain": [], "hpo": []}
+) -> dict[str, Rate]:  # fmt: skip
+    """Median trials/s and statements/trial of each side, the two sides interleaved.
+
+    With ``history``, both sides take turns on one study that holds it (building 10,000
+    trials takes minutes); each turn adds ``trials``, a fraction of a percent of the history.
+    """
+    shared = _new_study(url, history) if history else None
+    runs: dict[str, list[Rate]] = {"plain": [], "hpo": []}
     for _ in range(repeats):
         for label, runner in (("plain", plain), ("hpo", hpo)):
-            rate, per_trial, name = measure(url, runner, sampler, workers, trials, history=history)
-            runs[label].append((rate, per_trial))
-            made.append(name)
+            name = shared or _new_study(url)
+            if name not in made:
+                made.append(name)
+            runs[label].append(measure(url, name, runner, sampler, workers=workers, trials=trials))
     return {
-        label: (
-            statistics.median(r for r, _ in values),
-            int(statistics.median(n for _, n in values)),
+        label: Rate(
+            statistics.median(r.per_second for r in values),
+            int(statistics.median(r.statements for r in values)),
         )
         for label, values in runs.items()
     }
@@ -190,7 +199,7 @@ def main() -> None:
             print(f"{row:<28}{plain_rate:>13.1f}{hpo_rate:>10.1f}{plain_rate / hpo_rate:>7.2f}x")
     for history in (0, args.history):
         result = median_pair(url, "tpe", 1, 20, repeats=args.repeats, made=made, history=history)
-        plain_ms, hpo_ms = 1000 / result["plain"][0], 1000 / result["hpo"][0]
+        plain_ms, hpo_ms = 1000 / result["plain"].per_second, 1000 / result["hpo"].per_second
         row = f"tpe ms/trial, {history} done"
         print(f"{row:<28}{plain_ms:>13.1f}{hpo_ms:>10.1f}{hpo_ms / plain_ms:>7.2f}x")
     plain_sql, hpo_sql = statements[("random", 1)]

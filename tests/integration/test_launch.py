@@ -183,7 +183,43 @@ def _pull_until_done(storage: RDBStorage, name: str) -> None:
             continue
         if isinstance(reserved, Verdict):
             return
-        study.tell(reserved, reserved.suggest_float("x", 0.0, 1.0))
+        study.tell(reserved.trial, reserved.trial.suggest_float("x", 0.0, 1.0))
+
+
+def test_a_reserved_trial_is_labelled_and_beating_a_retry_relabelled(database: Database) -> None:
+    """The gate's claim: labels as user attrs, a heartbeat row, and a retried trial (which
+    inherits its original's attrs) takes the new worker's labels."""
+    name = "claim"
+    spec = build_spec(
+        "digits_mlp", [], budget=Budget(5), sampler="random", pruner="none", seed=0,
+        resilience=Resilience(),
+    )  # fmt: skip
+    create_or_resume(database.url, name, spec, force=False)
+    storage = open_storage(database.url, name)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        study_id = storage.get_study_id_from_name(name)
+        gate = BudgetGate(storage.engine, study_id, 5, 5, None)
+        first = gate.reserve(study, {"worker": 0, "host": "h0"})
+        assert not isinstance(first, Verdict)
+        number = first.trial.number
+        assert first.trial_id == storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        assert storage.get_trial_user_attrs(first.trial_id) == {"worker": 0, "host": "h0"}
+        with storage.engine.connect() as connection:
+            beats = connection.exec_driver_sql(
+                f"SELECT count(*) FROM trial_heartbeats WHERE trial_id = {first.trial_id}"
+            ).scalar_one()
+        assert beats == 1
+        study.tell(first.trial, state=TrialState.FAIL)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study.trials[0])
+        assert study.trials[1].user_attrs["worker"] == 0  # inherited: the claim must overwrite
+        second = gate.reserve(study, {"worker": 1, "host": "h1"})
+        assert not isinstance(second, Verdict)
+        attrs = storage.get_trial_user_attrs(second.trial_id)
+        assert (attrs["worker"], attrs["host"]) == (1, "h1")
+        assert second.trial.number == 1
+    finally:
+        storage.engine.dispose()
 
 
 def test_persistent_crash_is_retried_then_the_launch_stops(

@@ -12,6 +12,7 @@ import pytest
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from trainer import fit
+from trainer.budget import Reservation
 from trainer.spec import Resilience
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
 from trainer.trial_loop import TrialLoop
@@ -34,6 +35,13 @@ def test_sigterm_only_records_the_request(restore_sigterm: None) -> None:
     assert stop.is_set()
     with pytest.raises(WorkerStopped):
         stop.check()
+
+
+def _reserve(loop: TrialLoop) -> Reservation:
+    """A trial as the budget gate hands it out (the gate itself needs Postgres)."""
+    trial = loop.study.ask()
+    trial_id = loop.storage.get_trial_id_from_study_id_trial_number(loop.study_id, trial.number)
+    return Reservation(trial=trial, trial_id=trial_id)
 
 
 def _loop(tmp_path: Path, objective: object, stop: StopRequest) -> tuple[TrialLoop, optuna.Study]:
@@ -61,14 +69,10 @@ def test_stopped_trial_is_failed_with_its_reason(tmp_path: Path, when: str) -> N
     if when == "before the trial starts":
         stop.set()
     with pytest.raises(WorkerStopped):
-        loop.run_one(study.ask())
+        loop.run_one(_reserve(loop))
     (trial,) = study.get_trials()
     assert trial.state is TrialState.FAIL
-    assert trial.user_attrs == {
-        "worker": 3,
-        "host": trial.user_attrs["host"],
-        "fail_reason": "worker stopped (SIGTERM)",
-    }
+    assert trial.user_attrs == {"fail_reason": "worker stopped (SIGTERM)"}
     assert ran == ([] if when == "before the trial starts" else [0])
 
 
@@ -77,7 +81,7 @@ def test_an_objectives_own_errors_are_not_mistaken_for_a_stop(tmp_path: Path) ->
         raise RuntimeError("diverged")
 
     loop, study = _loop(tmp_path, objective, StopRequest())
-    loop.run_one(study.ask())
+    loop.run_one(_reserve(loop))
     (trial,) = study.get_trials()
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "RuntimeError: diverged"

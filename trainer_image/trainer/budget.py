@@ -1,9 +1,15 @@
 """The study-wide trial budget, reserved atomically in Postgres.
 
 Optuna's ``MaxTrialsCallback`` checks after each trial, so N workers overshoot a budget by up to
-N-1. Here a worker takes a Postgres advisory lock (one per study), counts the study's trials,
-and creates its next trial with ``study.ask()`` before releasing the lock: count-and-create is one
-step, so any number of workers stop at exactly the budget.
+N-1. Here a worker takes a Postgres advisory lock (one per study, held by a transaction), counts
+the study's trials, and creates its next trial with ``study.ask()`` before the transaction ends:
+count-and-create is one step, so any number of workers stop at exactly the budget.
+
+The same transaction claims the new trial: it writes the worker's labels (user attrs) and the
+trial's first heartbeat, in one statement. Without a heartbeat row Optuna never counts a RUNNING
+trial as stale, so a worker dying right after ``ask()`` would leave it RUNNING for good; and four
+separate Optuna calls (two user attrs, an id lookup, a heartbeat) cost more round trips than the
+trivial trial of ``bench/storage.py`` itself.
 
 COMPLETE and PRUNED trials consume the budget; FAIL trials do not. While finished plus RUNNING
 trials already fill the budget, a worker waits instead of leaving: a running trial may still fail,
@@ -13,16 +19,41 @@ and its retry (a WAITING trial, which ``ask()`` takes first) will need someone t
 from __future__ import annotations
 
 import enum
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import optuna
 from sqlalchemy import Connection, Engine, text
 
-__all__ = ["BudgetGate", "Counts", "Verdict"]
+__all__ = ["BudgetGate", "Counts", "Reservation", "Verdict"]
 
 # First key of the two-integer advisory lock; the second is the study id.
 _LOCK_CLASS = 0x4850  # "HP"
+
+# Labels and first heartbeat of a new trial, as Optuna's RDBStorage writes them (value_json is
+# json.dumps of the value; the heartbeat is the server's clock, which staleness is judged by).
+# Upserts: a retried trial inherits its failed original's user attrs.
+_CLAIM = text(
+    """
+    WITH claimed AS (
+        SELECT trial_id FROM trials WHERE study_id = :study_id AND number = :number
+    ), labels AS (
+        INSERT INTO trial_user_attributes (trial_id, key, value_json)
+        SELECT claimed.trial_id, label.key, label.value::text
+        FROM claimed, json_each(CAST(:labels AS json)) AS label
+        ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json
+        RETURNING trial_id
+    ), beat AS (
+        INSERT INTO trial_heartbeats (trial_id, heartbeat)
+        SELECT trial_id, CURRENT_TIMESTAMP FROM claimed
+        ON CONFLICT (trial_id) DO UPDATE SET heartbeat = EXCLUDED.heartbeat
+        RETURNING trial_id
+    )
+    SELECT trial_id FROM claimed
+    """
+)
 
 
 class Verdict(enum.Enum):
@@ -50,6 +81,14 @@ class Counts:
         return self.complete + self.pruned
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A trial created for this worker, labelled and with its first heartbeat recorded."""
+
+    trial: optuna.Trial
+    trial_id: int  # the storage's id, which heartbeats and direct reads need
+
+
 class BudgetGate:
     """Hands out the trials of one study, never more than ``budget`` finished ones.
 
@@ -70,17 +109,27 @@ class BudgetGate:
         self.max_failed = max_failed
         self.deadline = deadline
 
-    def reserve(self, study: optuna.Study) -> optuna.Trial | Verdict:
-        """Create the next trial if the budget allows, else say why not."""
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:c, :s)"), self._key())
-            try:
-                counts = self._counts(connection)
-                verdict = self._verdict(counts)
-                return study.ask() if verdict is None else verdict
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:c, :s)"), self._key())
-                connection.commit()
+    def reserve(
+        self, study: optuna.Study, labels: Mapping[str, object] | None = None
+    ) -> Reservation | Verdict:
+        """Create and claim the next trial if the budget allows, else say why not.
+
+        ``labels`` become the trial's user attrs (JSON-serialisable values). The lock is released
+        when the transaction ends, also when ``ask()`` or the claim raises.
+        """
+        with self.engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:c, :s)"), self._key())
+            verdict = self._verdict(self._counts(connection))
+            if verdict is not None:
+                return verdict
+            trial = study.ask()
+            claim = {
+                "study_id": self.study_id,
+                "number": trial.number,
+                "labels": json.dumps(dict(labels or {})),
+            }
+            trial_id = connection.execute(_CLAIM, claim).scalar_one()
+        return Reservation(trial=trial, trial_id=int(trial_id))
 
     def _counts(self, connection: Connection) -> Counts:
         """The study's trials by state, in one statement, on the connection holding the lock."""

@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """``with Heartbeat(storage, trial_id, interval_s):`` beats every ``interval_s`` until exit."""
+    """``with Heartbeat(storage, trial_id, interval_s):`` beats every ``interval_s`` until exit.
+
+    The first beat is not this one's: ``BudgetGate.reserve`` records it with the trial.
+    """
 
     def __init__(self, storage: RDBStorage, trial_id: int, interval_s: float) -> None:
         self.storage = storage
@@ -30,7 +33,6 @@ class Heartbeat:
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        self.storage.record_heartbeat(self.trial_id)
         self.thread.start()
         return self
 

@@ -8,14 +8,18 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
+
+# ``Study.tell`` reads the finished trial back to return a copy no worker uses: six of the ~35
+# statements a trial costs (bench/storage.py). ``Study.optimize`` calls this function instead;
+# pyproject pins optuna below 6 for it, and the unit tests exercise every call.
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
-from trainer.budget import BudgetGate, Verdict
+from trainer.budget import BudgetGate, Reservation, Verdict
 from trainer.heartbeat import Heartbeat
 from trainer.spec import Resilience
 from trainer.stopping import StopRequest, WorkerStopped
@@ -26,6 +30,7 @@ __all__ = ["TrialLoop"]
 log = logging.getLogger("trainer.worker")
 WAIT_POLL_S = 0.5  # while peers' running trials fill the budget: the count is one query
 _REASON_CHARS = 500
+_HOST = socket.gethostname()  # the container's id under Docker
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,13 @@ class TrialLoop:
             WorkerStopped: A stop was requested; no trial of this worker is left RUNNING.
         """
         last_reap = -math.inf
+        labels = {"worker": self.worker_id, "host": _HOST}
         while True:
             self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:
                 with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
                 last_reap = time.monotonic()
-            reserved = with_retries(lambda: gate.reserve(self.study), self.grace_s)
+            reserved = with_retries(lambda: gate.reserve(self.study, labels), self.grace_s)
             if reserved is Verdict.WAIT:
                 time.sleep(WAIT_POLL_S)
                 continue
@@ -69,9 +75,9 @@ class TrialLoop:
                 return reserved
             self.run_one(reserved)
 
-    def run_one(self, trial: optuna.Trial) -> None:
-        """Run ``trial`` under a heartbeat and record its end; a failure is retried if allowed."""
-        trial_id = with_retries(lambda: self._label(trial), self.grace_s)
+    def run_one(self, reservation: Reservation) -> None:
+        """Run a reserved trial under a heartbeat and record its end; retry a failure if allowed."""
+        trial, trial_id = reservation.trial, reservation.trial_id
         try:
             self.stop.check()  # it came while the trial was reserved
             with Heartbeat(self.storage, trial_id, self.resilience.heartbeat_s):
@@ -89,12 +95,6 @@ class TrialLoop:
             return
         self._tell(trial, trial_id, values=values)
 
-    def _label(self, trial: optuna.Trial) -> int:
-        """Record which worker and host run ``trial``; return its storage id (for heartbeats)."""
-        trial.set_user_attr("worker", self.worker_id)
-        trial.set_user_attr("host", socket.gethostname())
-        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
-
     def _fail(self, trial: optuna.Trial, trial_id: int, reason: str) -> bool:
         """Mark FAIL with its reason; False when someone else had already finished it."""
         try:
@@ -103,13 +103,19 @@ class TrialLoop:
             return self._already_finished(trial)
         return self._tell(trial, trial_id, state=TrialState.FAIL)
 
-    def _tell(self, trial: optuna.Trial, trial_id: int, **outcome: Any) -> bool:
+    def _tell(
+        self,
+        trial: optuna.Trial,
+        trial_id: int,
+        values: Sequence[float] | None = None,
+        state: TrialState | None = None,
+    ) -> bool:
         """``study.tell``; a trial the reaper already failed is logged, not fatal (False).
 
         The trial's state is read only when the tell is refused, not before every tell.
         """
         try:
-            with_retries(lambda: self.study.tell(trial, **outcome), self.grace_s)
+            with_retries(lambda: _tell_with_warning(self.study, trial, values, state), self.grace_s)
         except (ValueError, UpdateFinishedTrialError):
             if self.storage.get_trial(trial_id).state.is_finished():
                 return self._already_finished(trial)
