@@ -77,7 +77,7 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
                 live.update(render(refresh()))
                 if plan.detach and fleet.all_running:
                     return refresh()
-                time.sleep(POLL_S)
+                backend.wait(POLL_S)  # a worker's death ends the wait at once
         with_retries(lambda: _reap_orphans(study, spec), grace)
         return refresh()
     finally:

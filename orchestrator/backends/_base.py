@@ -89,6 +89,10 @@ class Backend(Protocol):
         """The last ``tail`` lines the worker printed."""
         ...
 
+    def wait(self, timeout_s: float) -> None:
+        """Block until a worker may have ended, or ``timeout_s`` passed (the launcher's tick)."""
+        ...
+
     def exit_reason(self, handle: WorkerHandle) -> str:
         """Why an ended worker ended, for trial attrs and the summary: "exit 137, OOM-killed"."""
         ...

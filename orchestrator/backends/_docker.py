@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,6 +24,7 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest
 
 from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
+from orchestrator.backends._docker_events import DeathWatch
 from orchestrator.backends._resources import WorkerResources, gpu_ids
 from orchestrator.engine import translated
 
@@ -63,6 +65,7 @@ class DockerBackend:
         self.gpus_available = gpus_available
         self._stopped: set[str] = set()
         self._log_threads: list[threading.Thread] = []
+        self._deaths: DeathWatch | None = None  # opened before the first container starts
 
     def start(self, spec: WorkerSpec) -> WorkerHandle:
         """Create and start one hardened worker container; its output streams to its log file."""
@@ -74,6 +77,8 @@ class DockerBackend:
         gpus = gpu_ids(spec.worker_id, self.resources.gpus, self.gpus_available)
         devices = [DeviceRequest(device_ids=gpus, capabilities=[["gpu"]])] if gpus else []
         with translated(f"starting worker container {spec.name}"):
+            if self._deaths is None:
+                self._deaths = DeathWatch(self.client, self._launch_label)
             self._remove_ended(spec.name)  # this launch's earlier run of the worker: a restart
             container = self.client.containers.run(
                 self.image,
@@ -132,25 +137,38 @@ class DockerBackend:
         reason = f"exit {state.get('ExitCode')}"
         return f"{reason}, OOM-killed" if state.get("OOMKilled") else reason
 
+    def wait(self, timeout_s: float) -> None:
+        """Until the engine reports a death of this launch's containers, or ``timeout_s``."""
+        if self._deaths is None:
+            time.sleep(timeout_s)
+        else:
+            self._deaths.wait(timeout_s)
+
     def cleanup(self) -> None:
         """Remove every container of this launch (by its launch label alone), and its secrets."""
-        selector: dict[str, str | list[str] | bool] = {
-            "label": f"{LAUNCH_LABEL}={self.labels[LAUNCH_LABEL]}"
-        }
+        selector: dict[str, str | list[str] | bool] = {"label": self._launch_label}
         with translated("removing worker containers"):
             for _ in range(2):  # a second pass catches containers created during the first
                 for container in self.client.containers.list(all=True, filters=selector):
                     with contextlib.suppress(NotFound):
                         container.remove(force=True)
+        if self._deaths is not None:
+            self._deaths.close()
+            self._deaths = None
         for thread in self._log_threads:
             thread.join(timeout=5)
         for secret in self.secrets_dir.glob("*"):
             secret.unlink(missing_ok=True)
 
+    @property
+    def _launch_label(self) -> str:
+        """``hpo.launch=<id>``: the engine filter for this launch's containers alone."""
+        return f"{LAUNCH_LABEL}={self.labels[LAUNCH_LABEL]}"
+
     def _remove_ended(self, name: str) -> None:
         """Remove this launch's ended container called ``name``, so the name can be reused."""
         selector: dict[str, str | list[str] | bool] = {
-            "label": f"{LAUNCH_LABEL}={self.labels[LAUNCH_LABEL]}",
+            "label": self._launch_label,
             "name": f"^/?{name}$",
             "status": ["exited", "dead"],
         }

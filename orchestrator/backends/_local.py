@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 
 from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
@@ -84,6 +85,10 @@ class LocalBackend:
         if code is not None and code < 0:
             return f"killed by signal {-code}"
         return f"exit {code}"
+
+    def wait(self, timeout_s: float) -> None:
+        """A plain tick: a dead process is seen at the next poll."""
+        time.sleep(timeout_s)
 
     def cleanup(self) -> None:
         """Nothing to remove: an ended process leaves only its log file, which is kept."""

@@ -14,6 +14,7 @@ from docker.models.containers import Container
 from optuna.trial import TrialState
 
 from orchestrator.backends import visible_gpus
+from orchestrator.backends._docker_events import DeathWatch
 from orchestrator.settings import Instance
 from tests.integration.conftest import (
     HPO,
@@ -196,3 +197,31 @@ def test_workers_outlive_a_killed_launcher_and_gc_removes_them(
     assert snapshot.count(TrialState.RUNNING) == 0
     assert "removed 2 ended worker container(s)" in _hpo("gc").stdout
     assert _containers(docker_client, "orphans") == []
+
+
+def test_death_watch_wakes_on_a_killed_container_of_its_launch_only(
+    trainer_image: BuiltImage, docker_client: docker.DockerClient
+) -> None:
+    labels = {**Instance.from_env().labels, "hpo.study": "watched"}
+    sleeper = ["python", "-c", "import time; time.sleep(120)"]
+    ours, other = (
+        docker_client.containers.run(
+            trainer_tag(),
+            sleeper,
+            labels={**labels, "hpo.launch": launch},
+            detach=True,
+            network_mode="none",
+        )
+        for launch in ("watched-launch", "other-launch")
+    )
+    watch = DeathWatch(docker_client, "hpo.launch=watched-launch")
+    try:
+        other.kill()
+        assert not watch.wait(3.0)  # another launch's container: no wake-up
+        ours.kill()
+        assert watch.wait(60.0)
+    finally:
+        watch.close()
+        for container in (ours, other):
+            with contextlib.suppress(NotFound):
+                container.remove(force=True)
