@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import docker
+from docker.errors import APIError, ImageNotFound
 
 from orchestrator import __version__
 from orchestrator.engine import translated
@@ -42,6 +43,7 @@ def build_trainer_image(
     Raises:
         BackendError: No wheelhouse, no base image, or a failed build step.
     """
+    replaced = _image_id(client, f"{TRAINER_IMAGE}:latest")
     ensure_wheelhouse(root, log)
     build_hpo_wheel(root, log)
     base_image = ensure_base_image(client, base, log)
@@ -58,7 +60,32 @@ def build_trainer_image(
     )
     with translated(f"tagging {TRAINER_IMAGE}:latest"):
         client.api.tag(image_id, TRAINER_IMAGE, "latest")
+    if replaced not in (None, image_id):
+        _remove_unused(client, replaced, log)
     return image_id
+
+
+def _image_id(client: docker.DockerClient, name: str) -> str | None:
+    try:
+        return str(client.images.get(name).id)
+    except ImageNotFound:
+        return None
+
+
+def _remove_unused(client: docker.DockerClient, image_id: str, log: BuildLog) -> None:
+    """Remove the image a build replaced: untagged, it would stay as a dangling ~2 GB image.
+
+    The engine refuses while a container (even a stopped one) or another tag uses it: then it
+    is kept, for ``docker image prune`` once it is free.
+    """
+    try:
+        client.images.remove(image_id)
+    except ImageNotFound:
+        return
+    except APIError as e:
+        log(f"kept the replaced image {image_id[:19]}: {e.explanation or e}")
+        return
+    log(f"removed the replaced image {image_id[:19]}")
 
 
 def _revision(root: Path) -> str:

@@ -56,6 +56,7 @@ class BuiltImage:
     image_id: str
     seconds: float
     build_kwargs: dict[str, Any]
+    replaced: str | None  # the image hpo-trainer:latest was before the build
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +70,10 @@ def trainer_image(docker_client: docker.DockerClient, report: Report) -> BuiltIm
         return real_build(*args, **kwargs)
 
     docker_client.api.build = recording_build  # type: ignore[method-assign]
+    try:
+        replaced: str | None = docker_client.images.get(f"{TRAINER_IMAGE}:latest").id
+    except docker.errors.ImageNotFound:
+        replaced = None
     started = time.monotonic()
     try:
         image_id = images.build_trainer_image(
@@ -79,7 +84,7 @@ def trainer_image(docker_client: docker.DockerClient, report: Report) -> BuiltIm
     seconds = time.monotonic() - started
     report(f"trainer image: clean-cache build {seconds:.0f} s (wheelhouse and base included)")
     (kwargs,) = calls
-    return BuiltImage(image_id, seconds, kwargs)
+    return BuiltImage(image_id, seconds, kwargs, replaced)
 
 
 @pytest.fixture

@@ -30,6 +30,18 @@ def test_builds_from_clean_cache_without_network(trainer_image: BuiltImage) -> N
     assert trainer_image.build_kwargs["nocache"] is True
 
 
+def test_the_replaced_image_is_removed_unless_in_use(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage
+) -> None:
+    replaced = trainer_image.replaced
+    if replaced is None or replaced == trainer_image.image_id:
+        pytest.skip("no earlier hpo-trainer:latest was replaced by this session's build")
+    if docker_client.containers.list(all=True, filters={"ancestor": replaced}):
+        pytest.skip("a container still uses the replaced image, so it is rightly kept")
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(replaced)
+
+
 def test_image_is_labelled_and_runs_as_non_root(
     docker_client: docker.DockerClient, trainer_image: BuiltImage
 ) -> None:

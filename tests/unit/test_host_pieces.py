@@ -7,8 +7,10 @@ import hashlib
 import socket
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from docker.errors import APIError, ImageNotFound
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -17,6 +19,7 @@ from orchestrator.database import _free_port
 from orchestrator.errors import ConfigError
 from orchestrator.images import ensure_wheelhouse, requirements
 from orchestrator.images._base import DEFAULT_MIRROR, apt_mirror
+from orchestrator.images._trainer import _remove_unused
 from orchestrator.settings import Instance
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,3 +117,38 @@ def test_image_build_without_source_tree_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["image", "build", "--source", str(tmp_path)])
     assert result.exit_code == 2
     assert "no hpo source tree" in result.output
+
+
+class _FakeImages:
+    """``client.images.remove`` as the engine answers it: gone, in use, or removed."""
+
+    def __init__(self, answer: Exception | None) -> None:
+        self.answer = answer
+        self.removed: list[str] = []
+
+    def remove(self, image: str) -> None:
+        if self.answer is not None:
+            raise self.answer
+        self.removed.append(image)
+
+
+@pytest.mark.parametrize(
+    ("answer", "logged"),
+    [
+        (None, "removed the replaced image sha256:0123456789"),
+        (APIError("conflict", explanation="image is being used by a container"), "kept"),
+        (ImageNotFound("gone"), None),
+    ],
+)
+def test_a_replaced_trainer_image_is_removed_or_kept_when_in_use(
+    answer: Exception | None, logged: str | None
+) -> None:
+    fake = _FakeImages(answer)
+    lines: list[str] = []
+    _remove_unused(SimpleNamespace(images=fake), "sha256:0123456789abcdef", lines.append)  # type: ignore[arg-type]
+    assert fake.removed == ([] if answer else ["sha256:0123456789abcdef"])
+    if logged is None:
+        assert lines == []
+    else:
+        (line,) = lines
+        assert line.startswith(logged)
