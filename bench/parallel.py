@@ -10,6 +10,9 @@ pruning), so each side trains identical work on the managed Postgres (`hpo db up
 - docker x1 and docker x2: ``hpo launch --workers N`` as a user types it (each worker gets
   cores / N CPUs and as many torch threads), measured from the command's start to its exit.
 
+Both sides do the same work: no W&B runs and no report (``--tracking none --no-report``), whose
+costs are a feature's, not orchestration's (``bench/tracking.py`` measures W&B's).
+
 Prints the medians of interleaved runs: wall times, the speed-up of 2 workers over 1, the
 overhead of one container over in-process (per trial and as a share of the run), and the time
 from ``hpo launch`` to the first trial's start. Studies and run folders are deleted at the end.
@@ -33,7 +36,8 @@ from pathlib import Path
 import optuna
 from trainer import search_space
 from trainer.objective import TrialRunner
-from trainer.spec import Budget, ExperimentSpec, Resilience
+from trainer.samplers import make_pruner
+from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
 from trainer.storage import open_storage, quiet_optuna
 
 from orchestrator.commands._storage import resolve_storage
@@ -54,6 +58,7 @@ def _spec(trials: int, epochs: int) -> ExperimentSpec:
         pruner="none",
         seed=SEED,
         resilience=Resilience(),
+        tracking=Tracking(backend="none"),
     )
 
 
@@ -78,7 +83,8 @@ def _new_study(url: str, spec: ExperimentSpec, params: Params) -> str:
 def in_process(url: str, name: str, spec: ExperimentSpec, runs: Path) -> tuple[float, float]:
     """Plain ``study.optimize``, one process: wall seconds and the study's span."""
     storage = open_storage(url, name)
-    study = optuna.load_study(study_name=name, storage=storage)
+    # The spec's pruner, as a worker loads it (load_study alone would prune with the median).
+    study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(spec))
     objective = TrialRunner(spec, name, runs, threads=os.cpu_count() or 1)
     started = time.perf_counter()
     study.optimize(objective, n_trials=spec.budget.trials, n_jobs=1)
@@ -95,7 +101,7 @@ def launched(
     study's span (first trial's start to last trial's end)."""
     command = [HPO, "launch", "--study", name, "--workers", str(workers), "--runs-dir", str(runs)]
     command += ["--trials", str(spec.budget.trials), "--sampler", "random", "--pruner", "none"]
-    command += ["--seed", str(SEED), *spec.overrides]
+    command += ["--seed", str(SEED), "--tracking", "none", "--no-report", *spec.overrides]
     started_at = datetime.datetime.now()
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, timeout=3600)
