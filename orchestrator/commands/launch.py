@@ -15,7 +15,6 @@ from trainer.spec import Budget, Resilience, Tracking
 from trainer.storage import check_study_name
 
 from orchestrator import launch as launcher
-from orchestrator import report
 from orchestrator import study as studies
 from orchestrator.backends import WorkerResources
 from orchestrator.commands._backend import BackendName, make_backend
@@ -324,6 +323,8 @@ def _log_study_run(url: str, name: str, runs_dir: Path) -> None:
 
 def _write_report(url: str, name: str, runs_dir: Path) -> None:
     """The study's report; if it fails, a warning (`hpo report` can write it later)."""
+    from orchestrator import report  # matplotlib and plotly: ~0.5 s, paid only for a report
+
     try:
         with stdout.status("drawing the report"):
             index = report.write_report(url, name, runs_dir, runs_dir / name / "report")

@@ -9,7 +9,6 @@ import typer
 
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
-from orchestrator.report import write_report
 
 
 def report(
@@ -26,6 +25,8 @@ def report(
     storage: StorageOption = None,
 ) -> None:
     """Write the study's report: history, importances, curves, all trials, how to retrain."""
+    from orchestrator.report import write_report  # matplotlib and plotly: ~0.5 s, only here
+
     url = guard(resolve_storage, storage, start=False)
     with stdout.status("drawing the report"):
         index = guard(write_report, url, name, runs_dir, out or runs_dir / name / "report")
