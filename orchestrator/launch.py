@@ -72,9 +72,11 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
         for worker in range(plan.workers):
             fleet.start(worker)
         with Live(console=console, refresh_per_second=2, transient=False) as live:
-            while not fleet.all_finished:
+            while True:
                 with_retries(fleet.poll, grace)
                 live.update(render(refresh()))
+                if fleet.all_finished:
+                    break
                 if plan.detach and fleet.all_running:
                     return refresh()
                 backend.wait(POLL_S)  # a worker's death ends the wait at once
