@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,29 @@ def test_bad_input_is_one_line_exit_2(args: list[str], expected: str, tmp_path: 
     assert expected in errors[0]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("wandb_loaded", [False, True])
+def test_worker_exit_flushes_its_output_and_keeps_the_code(
+    wandb_loaded: bool, tmp_path: Path
+) -> None:
+    """``trainer.worker`` leaves through ``exit_now`` (no interpreter teardown): what it
+    printed and its exit code must still come out, with W&B's service closed first."""
+    code = (
+        ("import wandb\n" if wandb_loaded else "")
+        + "import runpy, sys\n"
+        + "sys.argv = ['trainer.worker', '--study', 's']\n"
+        + "runpy.run_module('trainer.worker', run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HPO_STORAGE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no storage URL: pass --storage-file or set HPO_STORAGE" in result.stderr

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 import torch
@@ -126,5 +126,20 @@ def _read_study(url: str, name: str) -> tuple[int, dict[str, Any]]:
         probe.engine.dispose()
 
 
+def exit_now(code: int) -> NoReturn:
+    """Flush, close W&B's service, and leave without the interpreter's teardown.
+
+    Tearing down an interpreter that imported torch and Lightning takes ~1.2 s (measured in the
+    trainer image), and a launch ends only when its last worker has exited. Nothing is left
+    to tear down by now: the storage is disposed and every trial's W&B run finished.
+    """
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()  # what its atexit hook would do: stop wandb-core cleanly
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
