@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest.mock import patch
 
 import optuna
 import pytest
+from lightning.pytorch.loggers import WandbLogger
 from optuna.trial import TrialState
 from trainer.errors import ConfigError
 from trainer.objective import TrialRunner
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
-from trainer.tracking import Tracker
+from trainer.tracking import StepWandbLogger, Tracker
 from trainer.wandb_runs import RUN_ID_ATTR, run_id, wants_online
 
 from orchestrator.study import build_spec
@@ -130,3 +132,24 @@ def test_a_retried_trial_names_the_trial_and_run_it_retries(tmp_path: Path) -> N
     study.optimize(runner, n_trials=1)
     (run,) = [r for r in read_runs(tmp_path / "rt" / "wandb") if r.config["hpo"]["trial"] == 1]
     assert run.config["hpo"]["retry_of"] == {"trial": 0, "run": run_id("rt", 0)}
+
+
+def test_an_epochs_pieces_reach_wandb_as_one_record() -> None:
+    class Recording(StepWandbLogger):
+        def __init__(self) -> None:  # no W&B run: only the merging is under test
+            self._pending, self._pending_step = {}, None
+
+    logger = Recording()
+    sent: list[tuple[int | None, dict[str, float]]] = []
+    with patch.object(WandbLogger, "log_metrics", lambda _, m, step: sent.append((step, dict(m)))):
+        logger.log_metrics({"lr": 0.1}, step=0)  # the epoch's first step
+        logger.log_metrics({"epoch": 0, "val_loss": 1.0}, step=16)
+        logger.log_metrics({"epoch": 0, "train_loss": 2.0}, step=16)
+        assert sent == []
+        logger.log_metrics({"lr": 0.05}, step=17)  # the next epoch begins
+        logger.log_metrics({"epoch": 1, "val_loss": 0.5}, step=33)
+        logger._flush()  # what finalize does at the end
+    assert sent == [
+        (16, {"lr": 0.1, "epoch": 0, "val_loss": 1.0, "train_loss": 2.0}),
+        (33, {"lr": 0.05, "epoch": 1, "val_loss": 0.5}),
+    ]

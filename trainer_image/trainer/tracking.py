@@ -117,11 +117,14 @@ class TrialRun:
 
 
 class StepWandbLogger(WandbLogger):
-    """Lightning's W&B logger, sending each step's metrics in one ``run.log``.
+    """Lightning's W&B logger, sending each epoch's metrics in one ``run.log``.
 
-    Lightning hands train metrics, validation metrics and the learning rate over separately, at
-    the same step; each ``run.log`` costs about a millisecond, a tenth of a small epoch here.
-    Hyper-parameters are not sent again: the run's config already holds the composed config.
+    Lightning hands an epoch's metrics over in pieces: the learning rate at the epoch's first
+    step, then validation and train means (with an ``epoch`` key) at its last. Each ``run.log``
+    costs about a millisecond, a tenth of a small epoch here, so the pieces are held and sent
+    together, at the epoch's last step, once the next epoch's first piece arrives (or at the
+    end). Hyper-parameters are not sent again: the run's config already holds the composed
+    config.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -130,8 +133,8 @@ class StepWandbLogger(WandbLogger):
         self._pending_step: int | None = None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Hold ``metrics`` until a later step (or the end) sends them with their step's."""
-        if self._pending and step != self._pending_step:
+        """Hold ``metrics``; send what is held first if it closed an epoch at an earlier step."""
+        if "epoch" in self._pending and step != self._pending_step:
             self._flush()
         self._pending.update(metrics)
         self._pending_step = step
