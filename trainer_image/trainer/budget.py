@@ -2,8 +2,9 @@
 
 Optuna's ``MaxTrialsCallback`` checks after each trial, so N workers overshoot a budget by up to
 N-1. Here a worker takes a Postgres advisory lock (one per study, held by a transaction), counts
-the study's trials, and creates its next trial with ``study.ask()`` before the transaction ends:
-count-and-create is one step, so any number of workers stop at exactly the budget.
+the study's trials, and creates its next trial (or takes a WAITING one, as ``study.ask()`` does)
+before the transaction ends: count-and-create is one step, so any number of workers stop at
+exactly the budget. The lock covers no read of the study's trials, which grows with the study.
 
 The same transaction claims the new trial: it writes the worker's labels (user attrs) and the
 trial's first heartbeat, in one statement. Without a heartbeat row Optuna never counts a RUNNING
@@ -119,10 +120,11 @@ class BudgetGate:
         """
         with self.engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:c, :s)"), self._key())
-            verdict = self._verdict(self._counts(connection))
+            counts = self._counts(connection)
+            verdict = self._verdict(counts)
             if verdict is not None:
                 return verdict
-            trial = study.ask()
+            trial = study.ask() if counts.waiting else _new_trial(study)
             claim = {
                 "study_id": self.study_id,
                 "number": trial.number,
@@ -157,3 +159,16 @@ class BudgetGate:
 
     def _key(self) -> dict[str, int]:
         return {"c": _LOCK_CLASS, "s": self.study_id}
+
+
+def _new_trial(study: optuna.Study) -> optuna.Trial:
+    """``study.ask()`` less its search for a WAITING trial, when the count says there is none.
+
+    That search reads every trial changed since the last read (the other workers' finished
+    ones): inside the lock it made each worker wait for its peers' reads, which grow with the
+    study (~0.16 s a trial at 10,000 trials). The sampler reads them anyway, outside the lock,
+    when the trial's first parameter is suggested. Optuna pinned below 6: these are ask()'s steps.
+    """
+    study._thread_local.cached_all_trials = None  # as ask() does: samplers see a fresh study
+    trial_id = study._storage.create_new_trial(study._study_id)
+    return optuna.Trial(study, trial_id)
