@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import optuna
@@ -12,13 +13,14 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from trainer import experiment, fit, search_space
+from trainer import fit, search_space
 from trainer.errors import ConfigError
 from trainer.pruning import ResilientPruning
 from trainer.search_space import SearchSpace
 from trainer.spec import ExperimentSpec
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
 from trainer.tracking import EpochBest, Tracker
+from trainer.trial_config import TrialConfigs
 
 __all__ = ["TrialRunner"]
 
@@ -45,6 +47,11 @@ class TrialRunner:
     config_dir: Path | None = None
     tracker: Tracker | None = None
 
+    @cached_property
+    def configs(self) -> TrialConfigs:
+        """The trials' configs, each composition by Hydra kept for the trials that share it."""
+        return TrialConfigs(self.spec.experiment, self.spec.overrides, self.config_dir)
+
     @property
     def space(self) -> SearchSpace:
         """The study's search space."""
@@ -59,13 +66,11 @@ class TrialRunner:
         """
         space = self.space
         values = space.suggest(trial)
-        output_dir = self.runs_dir / self.study_name / f"trial-{trial.number}"
-        overrides = [*self.spec.overrides, *space.overrides(values)]
-        overrides.append(f"paths.output_dir={search_space.hydra_value(str(output_dir))}")
+        groups, keyed = space.assignments(values)
+        keyed["paths.output_dir"] = str(self.runs_dir / self.study_name / f"trial-{trial.number}")
         if self.threads is not None:
-            overrides.append(f"threads={self.threads}")
-        # Checked when the study was made (a sampled probe composed): here, compose only.
-        cfg = experiment.compose(self.spec.experiment, overrides, self.config_dir, validate=False)
+            keyed["threads"] = self.threads
+        cfg = self.configs.compose(groups, keyed)
         metrics_wanted = self.spec.objective.metrics
         # Per-epoch values are reported whatever the pruner (NopPruner never prunes): the live
         # view and the report show them. Optuna cannot report multi-objective values.

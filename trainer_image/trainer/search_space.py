@@ -132,11 +132,19 @@ class SearchSpace:
 
     def overrides(self, values: Mapping[str, Scalar]) -> list[str]:
         """Hydra overrides for sampled ``values``: config groups first, then value keys."""
-        keyed = {param.name: param.key for param in self.walk()}
-        pairs = [(keyed[name], value) for name, value in values.items()]
-        groups = [f"{key}={hydra_value(v)}" for key, v in pairs if "/" in key]
-        plain = [f"{key}={hydra_value(v)}" for key, v in pairs if "/" not in key]
-        return groups + plain
+        groups, keyed = self.assignments(values)
+        return groups + [f"{key}={hydra_value(value)}" for key, value in keyed.items()]
+
+    def assignments(self, values: Mapping[str, Scalar]) -> tuple[list[str], dict[str, Scalar]]:
+        """Sampled ``values`` as a trial applies them: group choices and values by key.
+
+        Config-group choices are Hydra overrides (they change which YAML is read); the values of
+        keys are set on the composed config.
+        """
+        keys = {param.name: param.key for param in self.walk()}
+        pairs = [(keys[name], value) for name, value in values.items()]
+        groups = [f"{key}={hydra_value(value)}" for key, value in pairs if "/" in key]
+        return groups, {key: value for key, value in pairs if "/" not in key}
 
     def walk(self) -> list[Param]:
         """Every parameter at every depth."""
