@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,21 @@ class OfflineRun:
     exit_code: int | None = None
 
 
-def read_run(folder: Path) -> OfflineRun:
-    """The run kept in ``folder`` (``offline-run-<time>-<id>``)."""
+def read_run(folder: Path, wait_s: float = 10.0) -> OfflineRun:
+    """The run kept in ``folder`` (``offline-run-<time>-<id>``), once its exit is written.
+
+    wandb-core writes the file from its own process: ``run.finish()`` may return a moment
+    before the last records reach it, so a run without its exit record is read again.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        run = _read_once(folder)
+        if run.exit_code is not None or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def _read_once(folder: Path) -> OfflineRun:
     (path,) = folder.glob("run-*.wandb")
     run: OfflineRun | None = None
     for record in records(path):
