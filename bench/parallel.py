@@ -126,10 +126,8 @@ def _script(name: str, runs: Path) -> None:
     storage = open_storage(url, name)
     study_id = storage.get_study_id_from_name(name)
     spec = ExperimentSpec.from_json(storage.get_study_user_attrs(study_id)[SPEC_ATTR])
-    study = optuna.load_study(study_name=name, storage=storage, pruner=make_pruner(spec))
-    objective = TrialRunner(spec, name, runs, threads=os.cpu_count() or 1)
-    study.optimize(objective, n_trials=spec.budget.trials, n_jobs=1)
     storage.engine.dispose()
+    in_process(url, name, spec, runs)
     sys.stdout.flush()
     os._exit(0)
 
