@@ -16,20 +16,15 @@ CUSTOM = Path(__file__).parents[2] / "examples" / "custom_model" / "conf"
 CASES = [*((name, None) for name in experiment.list_experiments()), ("digits_cnn", CUSTOM)]
 
 
-def _sampled(name: str, config_dir: Path | None, seeds: int) -> list[dict[str, object]]:
-    cfg = experiment.compose(name, [], config_dir)
-    space = search_space.parse(OmegaConf.to_container(cfg.search_space, resolve=True))
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    return [space.suggest(study.ask()) for _ in range(seeds)]
-
-
 @pytest.mark.parametrize(("name", "config_dir"), CASES)
 def test_every_sampled_trial_config_equals_hydras(name: str, config_dir: Path | None) -> None:
     cfg = experiment.compose(name, [], config_dir)
     space = search_space.parse(OmegaConf.to_container(cfg.search_space, resolve=True))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     study_overrides = ["trainer.max_epochs=3", "seed=7"]
     configs = TrialConfigs(name, study_overrides, config_dir)
-    for number, values in enumerate(_sampled(name, config_dir, 12)):
+    for number in range(12):
+        values = space.suggest(study.ask())
         groups, keyed = space.assignments(values)
         keyed |= {"paths.output_dir": f"/runs/s/trial-{number}", "threads": 1}
         ours = configs.compose(groups, keyed)
