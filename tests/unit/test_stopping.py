@@ -9,15 +9,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from trainer import fit
-from trainer.budget import Reservation
-from trainer.spec import Resilience
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
-from trainer.trial_loop import TrialLoop
 
 from tests.conftest import ComposeFn
+from tests.trial_loops import make_loop, reserve
 
 
 @pytest.fixture
@@ -37,23 +34,6 @@ def test_sigterm_only_records_the_request(restore_sigterm: None) -> None:
         stop.check()
 
 
-def _reserve(loop: TrialLoop) -> Reservation:
-    """A trial as the budget gate hands it out (the gate itself needs Postgres)."""
-    trial = loop.study.ask()
-    trial_id = loop.storage.get_trial_id_from_study_id_trial_number(loop.study_id, trial.number)
-    return Reservation(trial=trial, trial_id=trial_id)
-
-
-def _loop(tmp_path: Path, objective: object, stop: StopRequest) -> tuple[TrialLoop, optuna.Study]:
-    storage = RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
-    study = optuna.create_study(study_name="s", storage=storage)
-    study_id = storage.get_study_id_from_name("s")
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=0)
-    resilience = Resilience(heartbeat_s=60, grace_s=120)
-    loop = TrialLoop(study, storage, study_id, objective, resilience, 3, retry, stop)  # type: ignore[arg-type]
-    return loop, study
-
-
 @pytest.mark.parametrize("when", ["before the trial starts", "during the trial"])
 def test_stopped_trial_is_failed_with_its_reason(tmp_path: Path, when: str) -> None:
     stop = StopRequest()
@@ -65,11 +45,11 @@ def test_stopped_trial_is_failed_with_its_reason(tmp_path: Path, when: str) -> N
         stop.check()
         return [1.0]
 
-    loop, study = _loop(tmp_path, objective, stop)
+    loop, study = make_loop(tmp_path, objective, stop)
     if when == "before the trial starts":
         stop.set()
     with pytest.raises(WorkerStopped):
-        loop.run_one(_reserve(loop))
+        loop.run_one(reserve(loop))
     (trial,) = study.get_trials()
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs == {"fail_reason": "worker stopped (SIGTERM)"}
@@ -80,8 +60,8 @@ def test_an_objectives_own_errors_are_not_mistaken_for_a_stop(tmp_path: Path) ->
     def objective(trial: optuna.Trial) -> list[float]:
         raise RuntimeError("diverged")
 
-    loop, study = _loop(tmp_path, objective, StopRequest())
-    loop.run_one(_reserve(loop))
+    loop, study = make_loop(tmp_path, objective, StopRequest())
+    loop.run_one(reserve(loop))
     (trial,) = study.get_trials()
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "RuntimeError: diverged"
