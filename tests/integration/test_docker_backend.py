@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -102,6 +103,12 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     worker_log = (tmp_path / "dock" / "worker-0.log").read_text()
     assert "stopping: done" in worker_log
     assert f"torch threads: {max(1, CORES // 2)}\n" in worker_log  # threads match the CPU share
+    assert "devices: cpu\n" in worker_log
+    for trial in snapshot.trials:  # one line per trial, in the log of the worker that ran it
+        line = rf"trial {trial.number} {trial.state.name} in \d+\.\d s.*; parameters "
+        ran_here = trial.user_attrs["worker"] == 0
+        assert bool(re.search(line, worker_log)) is ran_here, trial.number
+    assert "GPU available" not in worker_log  # Lightning's per-fit lines are not repeated
     assert any((tmp_path / "dock").glob("trial-*/csv/metrics.csv"))
     left = docker_client.containers.list(all=True, filters={"label": "hpo.study=dock"})
     assert left == []

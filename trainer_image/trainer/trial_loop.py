@@ -78,12 +78,14 @@ class TrialLoop:
     def run_one(self, reservation: Reservation) -> None:
         """Run a reserved trial under a heartbeat and record its end; retry a failure if allowed."""
         trial, trial_id = reservation.trial, reservation.trial_id
+        started = time.monotonic()
         try:
             self.stop.check()  # it came while the trial was reserved
             with Heartbeat(self.storage, trial_id, self.resilience.heartbeat_s):
                 values = self.objective(trial)
         except optuna.TrialPruned:
-            self._tell(trial, trial_id, state=TrialState.PRUNED)
+            if self._tell(trial, trial_id, state=TrialState.PRUNED):
+                _log_end(trial, TrialState.PRUNED, started)
             return
         except WorkerStopped:
             self._fail(trial, trial_id, "worker stopped (SIGTERM)")
@@ -91,9 +93,11 @@ class TrialLoop:
         except Exception as e:
             log.exception("trial %d failed", trial.number)
             if self._fail(trial, trial_id, f"{type(e).__name__}: {e}"[:_REASON_CHARS]):
+                _log_end(trial, TrialState.FAIL, started)
                 self.retry(self.study, self.storage.get_trial(trial_id))
             return
-        self._tell(trial, trial_id, values=values)
+        if self._tell(trial, trial_id, values=values):
+            _log_end(trial, TrialState.COMPLETE, started, values)
 
     def _fail(self, trial: optuna.Trial, trial_id: int, reason: str) -> bool:
         """Mark FAIL with its reason; False when someone else had already finished it."""
@@ -129,3 +133,22 @@ class TrialLoop:
             trial.number,
         )
         return False
+
+
+def _log_end(
+    trial: optuna.Trial, state: TrialState, started: float, values: Sequence[float] = ()
+) -> None:
+    """One line per finished trial in the worker's log, which is what ``hpo logs`` shows.
+
+    Optuna writes such a line from ``optimize`` only; workers tell through ``_tell_with_warning``.
+    """
+    shown = f", values {[round(v, 6) for v in values]}" if values else ""
+    elapsed = time.monotonic() - started
+    log.info(
+        "trial %d %s in %.1f s%s; parameters %s",
+        trial.number,
+        state.name,
+        elapsed,
+        shown,
+        trial.params,
+    )

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format=f"%(asctime)s worker-{args.worker_id} %(levelname)s %(message)s"
     )
     quiet_optuna()
+    # Lightning's INFO lines (devices, a tip, why the fit stopped) would repeat every trial; the
+    # worker says once which devices it sees, and one line per trial how it ended.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         url = (
             args.storage_file.read_text().strip()
@@ -98,6 +102,7 @@ def _work(args: argparse.Namespace, url: str) -> int:
     if args.threads is not None:  # each trial sets it again from its config; this shows it early
         torch.set_num_threads(args.threads)
     log.info("torch threads: %d", torch.get_num_threads())
+    log.info("devices: %s", _devices())
     stop = StopRequest()
     stop.install()
     tracker = (
@@ -114,6 +119,14 @@ def _work(args: argparse.Namespace, url: str) -> int:
     finally:
         storage.engine.dispose()
     return 0
+
+
+def _devices() -> str:
+    """The GPUs this worker sees (``--gpus-per-worker`` gives each container its own), or cpu."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    count = torch.cuda.device_count()
+    return ", ".join(f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(count))
 
 
 def _read_study(url: str, name: str) -> tuple[int, dict[str, Any]]:

@@ -1,0 +1,44 @@
+"""Each trial a worker runs ends with one line in its log: what ``hpo logs`` shows a user."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+from trainer.stopping import StopRequest
+
+from tests.trial_loops import make_loop, reserve
+
+
+def _complete(trial: optuna.Trial) -> list[float]:
+    return [trial.suggest_float("lr", 0.5, 0.5) * 2]
+
+
+def _pruned(trial: optuna.Trial) -> list[float]:
+    trial.suggest_int("depth", 3, 3)
+    raise optuna.TrialPruned
+
+
+def _failed(trial: optuna.Trial) -> list[float]:
+    raise RuntimeError("diverged")
+
+
+@pytest.mark.parametrize(
+    ("objective", "expected"),
+    [
+        (_complete, r"trial 0 COMPLETE in \d+\.\d s, values \[1\.0\]; parameters \{'lr': 0\.5\}$"),
+        (_pruned, r"trial 0 PRUNED in \d+\.\d s; parameters \{'depth': 3\}$"),
+        (_failed, r"trial 0 FAIL in \d+\.\d s; parameters \{\}$"),
+    ],
+)
+def test_a_finished_trial_logs_its_state_time_values_and_params(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, objective: object, expected: str
+) -> None:
+    loop, _ = make_loop(tmp_path, objective, StopRequest())
+    with caplog.at_level(logging.INFO, logger="trainer.worker"):
+        loop.run_one(reserve(loop))
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if re.fullmatch(expected, m)]) == 1, messages
