@@ -53,16 +53,7 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    command = [
-        HPO,
-        "launch",
-        "--study",
-        "dock",
-        "--workers",
-        "2",
-        "--trials",
-        "10",
-    ]  # docker: default
+    command = [HPO, "launch", "--study", "dock", "--workers", "2", "--trials", "10"]  # docker
     command += ["--runs-dir", str(tmp_path), "--seed", "1", "trainer.max_epochs=10"]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -100,18 +91,24 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     assert hosts <= {c["Config"]["Hostname"] for c in attrs}  # the trials ran in the containers
     logs = sorted(p.name for p in (tmp_path / "dock").glob("worker-*.log"))
     assert logs == ["worker-0.log", "worker-1.log"]
-    worker_log = (tmp_path / "dock" / "worker-0.log").read_text()
-    assert "stopping: done" in worker_log
-    assert f"torch threads: {max(1, CORES // 2)}\n" in worker_log  # threads match the CPU share
-    assert "devices: cpu\n" in worker_log
-    for trial in snapshot.trials:  # one line per trial, in the log of the worker that ran it
-        line = rf"trial {trial.number} {trial.state.name} in \d+\.\d s.*; parameters "
-        ran_here = trial.user_attrs["worker"] == 0
-        assert bool(re.search(line, worker_log)) is ran_here, trial.number
-    assert "GPU available" not in worker_log  # Lightning's per-fit lines are not repeated
+    for worker in (0, 1):
+        log = (tmp_path / "dock" / f"worker-{worker}.log").read_text()
+        _check_worker_log(log, worker, snapshot.trials)
     assert any((tmp_path / "dock").glob("trial-*/csv/metrics.csv"))
     left = docker_client.containers.list(all=True, filters={"label": "hpo.study=dock"})
     assert left == []
+
+
+def _check_worker_log(text: str, worker: int, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Threads match the CPU share; one line per trial, in the log of the worker that ran it."""
+    assert "stopping: done" in text
+    assert f"torch threads: {max(1, CORES // 2)}\n" in text
+    assert "devices: cpu\n" in text
+    for trial in trials:
+        line = rf"trial {trial.number} {trial.state.name} in \d+\.\d s.*; parameters "
+        ran_here = trial.user_attrs["worker"] == worker
+        assert bool(re.search(line, text)) is ran_here, trial.number
+    assert "GPU available" not in text  # Lightning's per-fit lines are not repeated
 
 
 def test_cleanup_is_scoped_to_the_launch_and_gc_to_ended_workers(
