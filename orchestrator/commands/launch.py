@@ -3,233 +3,58 @@
 from __future__ import annotations
 
 import datetime
-import enum
 import os
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
 
 import typer
-from trainer.spec import Budget, Resilience, Tracking
+from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
 from trainer.storage import check_study_name
 
 from orchestrator import launch as launcher
 from orchestrator import study as studies
-from orchestrator.backends import WorkerResources
+from orchestrator.backends import Backend, WorkerResources
+from orchestrator.commands import _launch_options as opt
 from orchestrator.commands._backend import BackendName, make_backend
-from orchestrator.commands._storage import STORAGE_HELP, resolve_storage_pair
+from orchestrator.commands._storage import resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
-from orchestrator.settings import (
-    TRAINER_IMAGE,
-)
+from orchestrator.settings import TRAINER_IMAGE
 from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
 
-SEARCH, WORKERS, RESILIENCE, TRACKING = "Search", "Workers", "Resilience", "Tracking"
-
-
-class TrackerName(enum.StrEnum):
-    """Where trial curves go."""
-
-    wandb = "wandb"
-    none = "none"
-
-
-class SamplerName(enum.StrEnum):
-    """Optuna samplers; TPE runs with constant_liar and multivariate."""
-
-    tpe = "tpe"
-    random = "random"
-    cmaes = "cmaes"
-    qmc = "qmc"
-
-
-class PrunerName(enum.StrEnum):
-    """Optuna pruners, fed the monitored metric each epoch."""
-
-    median = "median"
-    hyperband = "hyperband"
-    none = "none"
-
 
 def launch(
-    overrides: Annotated[
-        list[str] | None,
-        typer.Argument(help="Hydra overrides for every trial, e.g. trainer.max_epochs=10."),
-    ] = None,
+    overrides: opt.Overrides = None,
     *,
-    experiment: Annotated[
-        str, typer.Option(help="Experiment in conf/experiment.", rich_help_panel=SEARCH)
-    ] = "digits_mlp",
-    trials: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Study-wide budget of COMPLETE + PRUNED trials.", rich_help_panel=SEARCH
-        ),
-    ] = 20,
-    study: Annotated[
-        str | None,
-        typer.Option(
-            help="Study name (default: <experiment>-<time>); an existing one is resumed.",
-            rich_help_panel=SEARCH,
-        ),
-    ] = None,
-    sampler: Annotated[
-        SamplerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)
-    ] = SamplerName.tpe,
-    pruner: Annotated[
-        PrunerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)
-    ] = PrunerName.median,
-    seed: Annotated[
-        int | None,
-        typer.Option(help="Sampler seed (worker k uses seed + k).", rich_help_panel=SEARCH),
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            min=1,
-            help="Seconds after the study's start when no new trial starts.",
-            rich_help_panel=SEARCH,
-        ),
-    ] = None,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Parallel workers (more than 4 x cores needs --force).",
-            rich_help_panel=WORKERS,
-        ),
-    ] = 2,
-    config_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Your own Hydra config folder (experiment/, model/, search_space/...), searched "
-            "after hpo's; mounted read-only into the workers.",
-            show_default=False,
-            rich_help_panel=SEARCH,
-        ),
-    ] = None,
-    image: Annotated[
-        str,
-        typer.Option(
-            help="Workers' image: the trainer image, or yours built FROM it (docker).",
-            rich_help_panel=WORKERS,
-        ),
-    ] = f"{TRAINER_IMAGE}:latest",
-    cpus_per_worker: Annotated[
-        float | None,
-        typer.Option(
-            min=0.1, help="CPUs per worker (default: cores / workers).", rich_help_panel=WORKERS
-        ),
-    ] = None,
-    memory_per_worker: Annotated[
-        str,
-        typer.Option(
-            help="Memory limit per worker container, swap included (e.g. 2g); the workers "
-            "together must fit the engine's memory.",
-            rich_help_panel=WORKERS,
-        ),
-    ] = "2g",
-    gpus_per_worker: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="GPUs per worker container, assigned round-robin over the host's GPUs "
-            "(needs the NVIDIA runtime and a CUDA build of torch in the image).",
-            rich_help_panel=WORKERS,
-        ),
-    ] = 0,
-    restart_workers: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Restarts allowed per worker that exits with an error (crash, OOM).",
-            rich_help_panel=WORKERS,
-        ),
-    ] = 0,
-    detach: Annotated[
-        bool,
-        typer.Option(
-            "--detach",
-            help="Return once every worker runs; they go on to the budget without this "
-            "command (follow with `hpo status` and `hpo logs`).",
-            rich_help_panel=WORKERS,
-        ),
-    ] = False,
-    backend: Annotated[
-        BackendName,
-        typer.Option(case_sensitive=False, help="Where workers run.", rich_help_panel=WORKERS),
-    ] = BackendName.docker,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False, rich_help_panel=WORKERS
-        ),
-    ] = None,
-    runs_dir: Annotated[
-        Path,
-        typer.Option(
-            help="Run folders: <runs-dir>/<study>/trial-<n>, worker logs.", rich_help_panel=WORKERS
-        ),
-    ] = Path("hpo-runs"),
-    heartbeat: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Seconds between a trial's heartbeats.", rich_help_panel=RESILIENCE
-        ),
-    ] = 10,
-    grace: Annotated[
-        int,
-        typer.Option(
-            min=2,
-            help="Seconds without heartbeat before a trial is failed (>= 2 x heartbeat).",
-            rich_help_panel=RESILIENCE,
-        ),
-    ] = 30,
-    max_retry: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Retries of a failed trial, same params.", rich_help_panel=RESILIENCE
-        ),
-    ] = 1,
-    max_failed: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Stop once more trials than this have failed.", rich_help_panel=RESILIENCE
-        ),
-    ] = 10,
-    tracking: Annotated[
-        TrackerName,
-        typer.Option(
-            case_sensitive=False,
-            help="One W&B run per trial (offline files under <runs-dir>/<study>/wandb unless "
-            "WANDB_API_KEY is set; `hpo sync` uploads them), or none.",
-            rich_help_panel=TRACKING,
-        ),
-    ] = TrackerName.wandb,
-    wandb_project: Annotated[
-        str, typer.Option(help="W&B project of the runs.", rich_help_panel=TRACKING)
-    ] = "hpo",
-    wandb_entity: Annotated[
-        str | None,
-        typer.Option(
-            help="W&B entity (team or user); default: the key's.",
-            show_default=False,
-            rich_help_panel=TRACKING,
-        ),
-    ] = None,
-    write_report: Annotated[
-        bool,
-        typer.Option(
-            "--report/--no-report",
-            help="At the end, write `hpo report` (<runs-dir>/<study>/report/index.html).",
-        ),
-    ] = True,
-    force: Annotated[
-        bool, typer.Option(help="Resume a study whose spec changed; allow many workers.")
-    ] = False,
+    experiment: opt.Experiment = "digits_mlp",
+    trials: opt.Trials = 20,
+    study: opt.Study = None,
+    sampler: opt.Sampler = opt.SamplerName.tpe,
+    pruner: opt.Pruner = opt.PrunerName.median,
+    seed: opt.Seed = None,
+    timeout: opt.Timeout = None,
+    workers: opt.Workers = 2,
+    config_dir: opt.ConfigDir = None,
+    image: opt.Image = f"{TRAINER_IMAGE}:latest",
+    cpus_per_worker: opt.CpusPerWorker = None,
+    memory_per_worker: opt.MemoryPerWorker = "2g",
+    gpus_per_worker: opt.GpusPerWorker = 0,
+    restart_workers: opt.RestartWorkers = 0,
+    detach: opt.Detach = False,
+    backend: opt.Backend = BackendName.docker,
+    storage: opt.Storage = None,
+    runs_dir: opt.RunsDir = Path("hpo-runs"),
+    heartbeat: opt.Heartbeat = 10,
+    grace: opt.Grace = 30,
+    max_retry: opt.MaxRetry = 1,
+    max_failed: opt.MaxFailed = 10,
+    tracking: opt.Tracking = opt.TrackerName.wandb,
+    wandb_project: opt.WandbProject = "hpo",
+    wandb_entity: opt.WandbEntity = None,
+    write_report: opt.WriteReport = True,
+    force: opt.Force = False,
 ) -> None:
     """Create (or resume) a study and run it to its budget with N parallel workers."""
     name = guard(check_study_name, study or f"{experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
@@ -274,6 +99,25 @@ def launch(
     stdout.print(
         f"study {name}: {workers} {backend} workers, budget {trials}, {where}", soft_wrap=True
     )
+    _run(plan, spec, runner, runs_dir, max_failed=max_failed, write_report=write_report)
+
+
+def _run(
+    plan: launcher.LaunchPlan,
+    spec: ExperimentSpec,
+    runner: Backend,
+    runs_dir: Path,
+    *,
+    max_failed: int,
+    write_report: bool,
+) -> None:
+    """Run the workers to the budget, then log the study run, summarise and draw the report.
+
+    Raises:
+        typer.Exit: With the summary's code (non-zero when the study failed).
+        typer.Abort: Ctrl-C or SIGTERM; the workers were stopped.
+    """
+    name, url = plan.study, plan.storage_url
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, `compose down`: as Ctrl-C
     try:
         final = guard(launcher.run, plan, spec, runner, stdout)
@@ -282,9 +126,9 @@ def launch(
             "stopped: the workers' current trials are marked FAIL; the same command resumes."
         )
         raise typer.Abort() from None
-    if detach:
+    if plan.detach:
         stdout.print(
-            f"detached: {workers} workers run on; follow with `hpo status {name}` and "
+            f"detached: {plan.workers} workers run on; follow with `hpo status {name}` and "
             f"`hpo logs {name} --follow`, stop with `hpo stop {name}`, then `hpo gc`."
         )
         return

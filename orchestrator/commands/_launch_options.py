@@ -1,0 +1,208 @@
+"""The options of ``hpo launch``, one annotated type each, so the command reads as what it does.
+
+Typer reads a parameter's help, panel and bounds from its ``Annotated`` type; declared here, the
+same declarations serve ``launch``'s signature without filling it.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.commands._backend import BackendName
+from orchestrator.commands._storage import STORAGE_HELP
+
+SEARCH, WORKERS, RESILIENCE, TRACKING = "Search", "Workers", "Resilience", "Tracking"
+
+
+class TrackerName(enum.StrEnum):
+    """Where trial curves go."""
+
+    wandb = "wandb"
+    none = "none"
+
+
+class SamplerName(enum.StrEnum):
+    """Optuna samplers; TPE runs with constant_liar and multivariate."""
+
+    tpe = "tpe"
+    random = "random"
+    cmaes = "cmaes"
+    qmc = "qmc"
+
+
+class PrunerName(enum.StrEnum):
+    """Optuna pruners, fed the monitored metric each epoch."""
+
+    median = "median"
+    hyperband = "hyperband"
+    none = "none"
+
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="Hydra overrides for every trial, e.g. trainer.max_epochs=10."),
+]
+Experiment = Annotated[
+    str, typer.Option(help="Experiment in conf/experiment.", rich_help_panel=SEARCH)
+]
+Trials = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Study-wide budget of COMPLETE + PRUNED trials.", rich_help_panel=SEARCH
+    ),
+]
+Study = Annotated[
+    str | None,
+    typer.Option(
+        help="Study name (default: <experiment>-<time>); an existing one is resumed.",
+        rich_help_panel=SEARCH,
+    ),
+]
+Sampler = Annotated[SamplerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)]
+Pruner = Annotated[PrunerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)]
+Seed = Annotated[
+    int | None,
+    typer.Option(help="Sampler seed (worker k uses seed + k).", rich_help_panel=SEARCH),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        min=1,
+        help="Seconds after the study's start when no new trial starts.",
+        rich_help_panel=SEARCH,
+    ),
+]
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Parallel workers (more than 4 x cores needs --force).",
+        rich_help_panel=WORKERS,
+    ),
+]
+ConfigDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Your own Hydra config folder (experiment/, model/, search_space/...), searched "
+        "after hpo's; mounted read-only into the workers.",
+        show_default=False,
+        rich_help_panel=SEARCH,
+    ),
+]
+Image = Annotated[
+    str,
+    typer.Option(
+        help="Workers' image: the trainer image, or yours built FROM it (docker).",
+        rich_help_panel=WORKERS,
+    ),
+]
+CpusPerWorker = Annotated[
+    float | None,
+    typer.Option(
+        min=0.1, help="CPUs per worker (default: cores / workers).", rich_help_panel=WORKERS
+    ),
+]
+MemoryPerWorker = Annotated[
+    str,
+    typer.Option(
+        help="Memory limit per worker container, swap included (e.g. 2g); the workers "
+        "together must fit the engine's memory.",
+        rich_help_panel=WORKERS,
+    ),
+]
+GpusPerWorker = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="GPUs per worker container, assigned round-robin over the host's GPUs "
+        "(needs the NVIDIA runtime and a CUDA build of torch in the image).",
+        rich_help_panel=WORKERS,
+    ),
+]
+RestartWorkers = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Restarts allowed per worker that exits with an error (crash, OOM).",
+        rich_help_panel=WORKERS,
+    ),
+]
+Detach = Annotated[
+    bool,
+    typer.Option(
+        "--detach",
+        help="Return once every worker runs; they go on to the budget without this "
+        "command (follow with `hpo status` and `hpo logs`).",
+        rich_help_panel=WORKERS,
+    ),
+]
+Backend = Annotated[
+    BackendName,
+    typer.Option(case_sensitive=False, help="Where workers run.", rich_help_panel=WORKERS),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HPO_STORAGE", help=STORAGE_HELP, show_default=False, rich_help_panel=WORKERS
+    ),
+]
+RunsDir = Annotated[
+    Path,
+    typer.Option(
+        help="Run folders: <runs-dir>/<study>/trial-<n>, worker logs.", rich_help_panel=WORKERS
+    ),
+]
+Heartbeat = Annotated[
+    int,
+    typer.Option(min=1, help="Seconds between a trial's heartbeats.", rich_help_panel=RESILIENCE),
+]
+Grace = Annotated[
+    int,
+    typer.Option(
+        min=2,
+        help="Seconds without heartbeat before a trial is failed (>= 2 x heartbeat).",
+        rich_help_panel=RESILIENCE,
+    ),
+]
+MaxRetry = Annotated[
+    int,
+    typer.Option(min=0, help="Retries of a failed trial, same params.", rich_help_panel=RESILIENCE),
+]
+MaxFailed = Annotated[
+    int,
+    typer.Option(
+        min=0, help="Stop once more trials than this have failed.", rich_help_panel=RESILIENCE
+    ),
+]
+Tracking = Annotated[
+    TrackerName,
+    typer.Option(
+        case_sensitive=False,
+        help="One W&B run per trial (offline files under <runs-dir>/<study>/wandb unless "
+        "WANDB_API_KEY is set; `hpo sync` uploads them), or none.",
+        rich_help_panel=TRACKING,
+    ),
+]
+WandbProject = Annotated[
+    str, typer.Option(help="W&B project of the runs.", rich_help_panel=TRACKING)
+]
+WandbEntity = Annotated[
+    str | None,
+    typer.Option(
+        help="W&B entity (team or user); default: the key's.",
+        show_default=False,
+        rich_help_panel=TRACKING,
+    ),
+]
+WriteReport = Annotated[
+    bool,
+    typer.Option(
+        "--report/--no-report",
+        help="At the end, write `hpo report` (<runs-dir>/<study>/report/index.html).",
+    ),
+]
+Force = Annotated[bool, typer.Option(help="Resume a study whose spec changed; allow many workers.")]
