@@ -18,6 +18,7 @@ from orchestrator.settings import TRAINER_IMAGE
 __all__ = ["build_trainer_image"]
 
 DOCKERFILE = "trainer_image/Dockerfile"
+BUILDER_STAGE_LABEL = "hpo.stage=builder"  # set in the Dockerfile's first stage
 
 
 def build_trainer_image(
@@ -62,6 +63,7 @@ def build_trainer_image(
         client.api.tag(image_id, TRAINER_IMAGE, "latest")
     if replaced not in (None, image_id):
         _remove_unused(client, replaced, log)
+    _remove_old_builder_stages(client, log)
     return image_id
 
 
@@ -86,6 +88,19 @@ def _remove_unused(client: docker.DockerClient, image_id: str, log: BuildLog) ->
         log(f"kept the replaced image {image_id[:19]}: {e.explanation or e}")
         return
     log(f"removed the replaced image {image_id[:19]}")
+
+
+def _remove_old_builder_stages(client: docker.DockerClient, log: BuildLog) -> None:
+    """Keep one untagged builder stage (the newest: the next build's cache), remove the others.
+
+    Each build whose dependencies changed, and each clean-cache build, leaves a new ~2 GB stage
+    image behind. Should a build have reused an older stage as its cache while a newer one
+    exists (requirements switched back), that older one goes: the next such build is cold.
+    """
+    stages = client.images.list(filters={"dangling": True, "label": BUILDER_STAGE_LABEL})
+    stages.sort(key=lambda image: image.attrs["Created"], reverse=True)
+    for stage in stages[1:]:
+        _remove_unused(client, str(stage.id), log)
 
 
 def _revision(root: Path) -> str:

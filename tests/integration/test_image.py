@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from orchestrator import __version__, images
+from orchestrator.images._trainer import BUILDER_STAGE_LABEL
 from tests.integration.conftest import REPO, BuiltImage, Report, trainer_tag
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,15 @@ def test_the_replaced_image_is_removed_unless_in_use(
         pytest.skip("a container still uses the replaced image, so it is rightly kept")
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(replaced)
+
+
+def test_only_the_newest_builder_stage_is_kept(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage
+) -> None:
+    # The classic builder leaves the venv stage as an untagged ~2 GB image per clean build; the
+    # newest stays as the next build's cache (test_rebuild_after_touching_one_py_file uses it).
+    filters = {"dangling": True, "label": BUILDER_STAGE_LABEL}
+    assert len(docker_client.images.list(filters=filters)) == 1
 
 
 def test_image_is_labelled_and_runs_as_non_root(
