@@ -20,12 +20,12 @@ def reserve(loop: TrialLoop) -> Reservation:
 
 
 def make_loop(
-    tmp_path: Path, objective: object, stop: StopRequest
+    tmp_path: Path, objective: object, stop: StopRequest, max_retry: int = 0
 ) -> tuple[TrialLoop, optuna.Study]:
     storage = RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(study_name="s", storage=storage)
     study_id = storage.get_study_id_from_name("s")
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=0)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     resilience = Resilience(heartbeat_s=60, grace_s=120)
     loop = TrialLoop(study, storage, study_id, objective, resilience, 3, retry, stop)  # type: ignore[arg-type]
     return loop, study

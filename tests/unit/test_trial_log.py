@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 from trainer.stopping import StopRequest
 
 from tests.trial_loops import make_loop, reserve
@@ -26,12 +27,17 @@ def _failed(trial: optuna.Trial) -> list[float]:
     raise RuntimeError("diverged")
 
 
+def _nan(trial: optuna.Trial) -> list[float]:
+    return [float("nan")]  # a diverged fit: Optuna refuses the value
+
+
 @pytest.mark.parametrize(
     ("objective", "expected"),
     [
         (_complete, r"trial 0 COMPLETE in \d+\.\d s, values \[1\.0\]; parameters \{'lr': 0\.5\}$"),
         (_pruned, r"trial 0 PRUNED in \d+\.\d s; parameters \{'depth': 3\}$"),
         (_failed, r"trial 0 FAIL in \d+\.\d s; parameters \{\}$"),
+        (_nan, r"trial 0 FAIL in \d+\.\d s; parameters \{\}$"),
     ],
 )
 def test_a_finished_trial_logs_its_state_time_values_and_params(
@@ -42,3 +48,16 @@ def test_a_finished_trial_logs_its_state_time_values_and_params(
         loop.run_one(reserve(loop))
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if re.fullmatch(expected, m)]) == 1, messages
+
+
+@pytest.mark.parametrize(("objective", "trials"), [(_failed, 2), (_nan, 1)])
+def test_a_nan_value_fails_the_trial_with_the_reason_and_no_retry(
+    tmp_path: Path, objective: object, trials: int
+) -> None:
+    loop, study = make_loop(tmp_path, objective, StopRequest(), max_retry=1)
+    loop.run_one(reserve(loop))
+    first, *retries = study.get_trials()
+    assert first.state is TrialState.FAIL
+    assert len(retries) == trials - 1  # an error is retried; NaN would diverge again
+    if objective is _nan:
+        assert "nan is not acceptable" in first.user_attrs["fail_reason"]

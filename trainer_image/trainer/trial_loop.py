@@ -14,9 +14,10 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 
 # ``Study.tell`` reads the finished trial back to return a copy no worker uses: six of the ~35
-# statements a trial costs (bench/storage.py). ``Study.optimize`` calls this function instead;
-# pyproject pins optuna below 6 for it, and the unit tests exercise every call.
-from optuna.study._tell import _tell_with_warning
+# statements a trial costs (bench/storage.py). ``Study.optimize`` calls these functions instead
+# (the check first, to record why values are refused); pyproject pins optuna below 6 for them,
+# and the unit tests exercise every call.
+from optuna.study._tell import _check_values_are_feasible, _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from trainer.budget import BudgetGate, Reservation, Verdict
@@ -84,46 +85,52 @@ class TrialLoop:
             with Heartbeat(self.storage, trial_id, self.resilience.heartbeat_s):
                 values = self.objective(trial)
         except optuna.TrialPruned:
-            if self._tell(trial, trial_id, state=TrialState.PRUNED):
-                _log_end(trial, TrialState.PRUNED, started)
+            self._tell(trial, trial_id, started, state=TrialState.PRUNED)
             return
         except WorkerStopped:
-            self._fail(trial, trial_id, "worker stopped (SIGTERM)")
+            self._fail(trial, trial_id, started, "worker stopped (SIGTERM)")
             raise
         except Exception as e:
             log.exception("trial %d failed", trial.number)
-            if self._fail(trial, trial_id, f"{type(e).__name__}: {e}"[:_REASON_CHARS]):
-                _log_end(trial, TrialState.FAIL, started)
+            if self._fail(trial, trial_id, started, f"{type(e).__name__}: {e}"[:_REASON_CHARS]):
                 self.retry(self.study, self.storage.get_trial(trial_id))
             return
-        if self._tell(trial, trial_id, values=values):
-            _log_end(trial, TrialState.COMPLETE, started, values)
+        reason = _check_values_are_feasible(self.study, values)
+        if reason is not None:  # NaN (a diverged fit): FAIL with why; the same params would again
+            self._fail(trial, trial_id, started, reason[:_REASON_CHARS])
+            return
+        self._tell(trial, trial_id, started, values=values)
 
-    def _fail(self, trial: optuna.Trial, trial_id: int, reason: str) -> bool:
+    def _fail(self, trial: optuna.Trial, trial_id: int, started: float, reason: str) -> bool:
         """Mark FAIL with its reason; False when someone else had already finished it."""
         try:
             with_retries(lambda: trial.set_user_attr("fail_reason", reason), self.grace_s)
         except UpdateFinishedTrialError:
             return self._already_finished(trial)
-        return self._tell(trial, trial_id, state=TrialState.FAIL)
+        return self._tell(trial, trial_id, started, state=TrialState.FAIL)
 
     def _tell(
         self,
         trial: optuna.Trial,
         trial_id: int,
+        started: float,
         values: Sequence[float] | None = None,
         state: TrialState | None = None,
     ) -> bool:
-        """``study.tell``; a trial the reaper already failed is logged, not fatal (False).
+        """``study.tell``, then the trial's line in the worker log; False if already finished.
 
-        The trial's state is read only when the tell is refused, not before every tell.
+        A trial the reaper already failed is logged, not fatal. Its state is read only when the
+        tell is refused, not before every tell.
         """
         try:
-            with_retries(lambda: _tell_with_warning(self.study, trial, values, state), self.grace_s)
+            told, recorded, _ = with_retries(
+                lambda: _tell_with_warning(self.study, trial, values, state), self.grace_s
+            )
         except (ValueError, UpdateFinishedTrialError):
             if self.storage.get_trial(trial_id).state.is_finished():
                 return self._already_finished(trial)
             raise
+        _log_end(trial, told, time.monotonic() - started, recorded)
         return True
 
     def _already_finished(self, trial: optuna.Trial) -> bool:
@@ -136,19 +143,18 @@ class TrialLoop:
 
 
 def _log_end(
-    trial: optuna.Trial, state: TrialState, started: float, values: Sequence[float] = ()
+    trial: optuna.Trial, state: TrialState, seconds: float, values: Sequence[float] | None
 ) -> None:
     """One line per finished trial in the worker's log, which is what ``hpo logs`` shows.
 
     Optuna writes such a line from ``optimize`` only; workers tell through ``_tell_with_warning``.
     """
     shown = f", values {[round(v, 6) for v in values]}" if values else ""
-    elapsed = time.monotonic() - started
     log.info(
         "trial %d %s in %.1f s%s; parameters %s",
         trial.number,
         state.name,
-        elapsed,
+        seconds,
         shown,
         trial.params,
     )
