@@ -149,7 +149,9 @@ class DockerBackend:
         selector: dict[str, str | list[str] | bool] = {"label": self._launch_label}
         with translated("removing worker containers"):
             for _ in range(2):  # a second pass catches containers created during the first
-                for container in self.client.containers.list(all=True, filters=selector):
+                for container in self.client.containers.list(
+                    all=True, ignore_removed=True, filters=selector
+                ):
                     with contextlib.suppress(NotFound):
                         container.remove(force=True)
         if self._deaths is not None:
@@ -172,8 +174,11 @@ class DockerBackend:
             "name": f"^/?{name}$",
             "status": ["exited", "dead"],
         }
-        for container in self.client.containers.list(all=True, filters=selector):
-            container.remove(force=True)
+        for container in self.client.containers.list(
+            all=True, ignore_removed=True, filters=selector
+        ):
+            with contextlib.suppress(NotFound):
+                container.remove(force=True)
 
     def _worker_inputs(
         self, spec: WorkerSpec, run_dir: Path, user: str

@@ -108,7 +108,7 @@ def _clear_earlier_workers(client: docker.DockerClient, instance: Instance, stud
     labels = [f"{key}={value}" for key, value in instance.labels.items()]
     selector: dict[str, str | list[str] | bool] = {"label": [*labels, f"hpo.study={study}"]}
     with translated("listing earlier worker containers"):
-        found = client.containers.list(all=True, filters=selector)
+        found = client.containers.list(all=True, ignore_removed=True, filters=selector)
     running = [c.name for c in found if c.status in ("running", "created", "restarting")]
     if running:
         raise ConfigError(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
 from orchestrator import engine
@@ -69,7 +69,7 @@ def _containers_of(study: str, worker: int | None) -> list[Container]:
     labels = [f"{k}={v}" for k, v in Instance.from_env().labels.items()]
     labels += [f"hpo.study={study}"] + ([] if worker is None else [f"hpo.worker={worker}"])
     with translated("listing worker containers"):
-        found = client.containers.list(all=True, filters={"label": labels})
+        found = client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
     return sorted(found, key=lambda c: int(c.labels.get("hpo.worker", "0")))
 
 
@@ -119,7 +119,9 @@ def _remove_stale_secrets() -> None:
     with translated("listing worker containers"):
         alive = {
             c.labels.get("hpo.launch")
-            for c in client.containers.list(all=True, filters={"label": "hpo.launch"})
+            for c in client.containers.list(
+                all=True, ignore_removed=True, filters={"label": "hpo.launch"}
+            )
         }
     for folder in folders:
         if folder.name not in alive:
@@ -134,13 +136,14 @@ def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
     }
     removed = 0
     with translated("removing worker containers"):
-        for container in client.containers.list(all=True, filters=filters):
-            if container.status == "running":
-                if not running_too:
-                    continue
-                container.stop(timeout=30)
-            container.remove(force=True)
-            removed += 1
+        for container in client.containers.list(all=True, ignore_removed=True, filters=filters):
+            if container.status == "running" and not running_too:
+                continue
+            with contextlib.suppress(NotFound):  # its launch, ending, removed it first
+                if container.status == "running":
+                    container.stop(timeout=30)
+                container.remove(force=True)
+                removed += 1
     client.close()
     return removed
 

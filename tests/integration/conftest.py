@@ -101,7 +101,9 @@ def remove_instance(instance: Instance) -> None:
     """Remove every container and network with the instance's label, then its volume."""
     client = engine.connect()
     label = [f"{key}={value}" for key, value in instance.labels.items()]
-    for container in client.containers.list(all=True, filters={"label": label}):
+    for container in client.containers.list(
+        all=True, ignore_removed=True, filters={"label": label}
+    ):
         container.remove(force=True)
     for network in client.networks.list(filters={"label": label}):
         network.remove()

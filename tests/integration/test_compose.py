@@ -81,7 +81,7 @@ def stack(trainer_image: BuiltImage, postgres_image: str, tmp_path: Path) -> Ite
 
 
 def _containers(client: docker.DockerClient, label: str) -> list[Container]:
-    return client.containers.list(all=True, filters={"label": label})
+    return client.containers.list(all=True, ignore_removed=True, filters={"label": label})
 
 
 def _get(url: str, deadline_s: float = 60) -> tuple[int, bytes]:
@@ -120,7 +120,9 @@ def test_compose_up_runs_a_study_and_serves_the_dashboard(
         assert worker.labels["com.docker.compose.service"] == "worker"
         assert list(worker.attrs["NetworkSettings"]["Networks"]) == [f"{stack.project}_default"]
     labels = [f"{PROJECT_LABEL}={stack.project}", "com.docker.compose.service=orchestrator"]
-    (orchestrator,) = docker_client.containers.list(all=True, filters={"label": labels})
+    (orchestrator,) = docker_client.containers.list(
+        all=True, ignore_removed=True, filters={"label": labels}
+    )
     exit_code = orchestrator.wait(timeout=600)["StatusCode"]
     assert exit_code == 0, stack.compose("logs", "orchestrator").stdout
 

@@ -40,7 +40,7 @@ def _inspect_workers(client: docker.DockerClient, study: str, count: int) -> lis
     """``docker inspect`` of the study's worker containers, once all ``count`` run."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        found = client.containers.list(filters={"label": f"hpo.study={study}"})
+        found = client.containers.list(ignore_removed=True, filters={"label": f"hpo.study={study}"})
         if len(found) == count:
             return [container.attrs for container in found]
         time.sleep(0.2)
@@ -95,7 +95,9 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
         log = (tmp_path / "dock" / f"worker-{worker}.log").read_text()
         _check_worker_log(log, worker, snapshot.trials)
     assert any((tmp_path / "dock").glob("trial-*/csv/metrics.csv"))
-    left = docker_client.containers.list(all=True, filters={"label": "hpo.study=dock"})
+    left = docker_client.containers.list(
+        all=True, ignore_removed=True, filters={"label": "hpo.study=dock"}
+    )
     assert left == []
 
 
@@ -138,16 +140,18 @@ def test_cleanup_is_scoped_to_the_launch_and_gc_to_ended_workers(
             secrets_dir=tmp_path / "secrets",
         )
         backend.cleanup()
-        remaining = {c.id for c in docker_client.containers.list(all=True)}
+        remaining = {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)}
         assert mine.id not in remaining
         assert {unrelated.id, other.id} <= remaining
 
         result = CliRunner().invoke(app, ["gc"])  # `other` still runs: gc leaves it
         assert result.exit_code == 0
-        assert other.id in {c.id for c in docker_client.containers.list(all=True)}
+        assert other.id in {
+            c.id for c in docker_client.containers.list(all=True, ignore_removed=True)
+        }
         other.stop(timeout=1)
         assert "removed 1 ended worker container" in CliRunner().invoke(app, ["gc"]).output
-        remaining = {c.id for c in docker_client.containers.list(all=True)}
+        remaining = {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)}
         assert other.id not in remaining
         assert unrelated.id in remaining
     finally:
@@ -184,7 +188,12 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     assert snapshot.count(*FINISHED) == 4
     assert snapshot.count(TrialState.RUNNING) == 0
     assert "w0 (exit 137)" in output
-    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=dkill"}) == []
+    assert (
+        docker_client.containers.list(
+            all=True, ignore_removed=True, filters={"label": "hpo.study=dkill"}
+        )
+        == []
+    )
 
 
 def test_ctrl_c_removes_every_container_and_the_study_resumes(
@@ -208,7 +217,12 @@ def test_ctrl_c_removes_every_container_and_the_study_resumes(
             launch.kill()
             launch.communicate()
     assert launch.returncode == 1, output
-    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=dint"}) == []
+    assert (
+        docker_client.containers.list(
+            all=True, ignore_removed=True, filters={"label": "hpo.study=dint"}
+        )
+        == []
+    )
     snapshot = read_study(database, "dint")
     assert snapshot.count(TrialState.RUNNING) == 0
     reasons = {

@@ -37,7 +37,9 @@ def _hpo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 
 def _containers(client: docker.DockerClient, study: str) -> list[Container]:
-    return client.containers.list(all=True, filters={"label": f"hpo.study={study}"})
+    return client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"hpo.study={study}"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,9 @@ def test_refused_launch_is_one_line_and_starts_nothing(
     assert result.stderr.startswith("error: ") and expected in result.stderr
     assert "Traceback" not in result.stderr
     label = [f"{key}={value}" for key, value in instance.labels.items()]
-    assert docker_client.containers.list(all=True, filters={"label": label}) == []  # no Postgres
+    assert (
+        docker_client.containers.list(all=True, ignore_removed=True, filters={"label": label}) == []
+    )  # no Postgres
     assert docker_client.volumes.list(filters={"name": instance.postgres_volume}) == []
 
 
@@ -127,7 +131,9 @@ def test_restart_workers_brings_a_killed_worker_back(
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         victim = wait_for_running_trial(database, "phoenix", worker=0)
-        (container,) = docker_client.containers.list(filters={"label": "hpo.study=phoenix"})
+        (container,) = docker_client.containers.list(
+            ignore_removed=True, filters={"label": "hpo.study=phoenix"}
+        )
         container.kill()
         wait_for_state(database, "phoenix", victim, TrialState.FAIL, within=5)
         output, _ = launch.communicate(timeout=600)

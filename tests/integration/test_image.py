@@ -37,7 +37,7 @@ def test_the_replaced_image_is_removed_unless_in_use(
     replaced = trainer_image.replaced
     if replaced is None or replaced == trainer_image.image_id:
         pytest.skip("no earlier hpo-trainer:latest was replaced by this session's build")
-    if docker_client.containers.list(all=True, filters={"ancestor": replaced}):
+    if docker_client.containers.list(all=True, ignore_removed=True, filters={"ancestor": replaced}):
         pytest.skip("a container still uses the replaced image, so it is rightly kept")
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(replaced)

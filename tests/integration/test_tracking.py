@@ -70,7 +70,9 @@ def test_online_without_network_still_completes_and_hides_the_key(
     try:
         deadline = time.monotonic() + 120
         while not inspected and time.monotonic() < deadline:
-            for container in docker_client.containers.list(filters={"label": "hpo.study=nonet"}):
+            for container in docker_client.containers.list(
+                ignore_removed=True, filters={"label": "hpo.study=nonet"}
+            ):
                 inspected = json.dumps(container.attrs)
             time.sleep(0.2)
         output, _ = launch.communicate(timeout=600)

@@ -78,7 +78,12 @@ def test_custom_model_example_runs_in_its_own_image(
     assert snapshot.count(*FINISHED) == 4
     assert all(set(t.params) == {"channels", "dropout", "lr"} for t in snapshot.trials)
     assert all(t.values for t in snapshot.trials if t.state is TrialState.COMPLETE)
-    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=custom"}) == []
+    assert (
+        docker_client.containers.list(
+            all=True, ignore_removed=True, filters={"label": "hpo.study=custom"}
+        )
+        == []
+    )
 
 
 def test_a_user_experiment_without_its_config_folder_is_refused(
@@ -114,4 +119,9 @@ def test_oom_killed_worker_is_reported_in_the_trial_and_the_summary(
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "worker w0 died: exit 137, OOM-killed"
     assert "w0 (exit 137, OOM-killed)" in result.stdout
-    assert docker_client.containers.list(all=True, filters={"label": "hpo.study=oom"}) == []
+    assert (
+        docker_client.containers.list(
+            all=True, ignore_removed=True, filters={"label": "hpo.study=oom"}
+        )
+        == []
+    )
