@@ -6,6 +6,7 @@ printed in pytest's terminal summary.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -104,7 +105,8 @@ def remove_instance(instance: Instance) -> None:
     for container in client.containers.list(
         all=True, ignore_removed=True, filters={"label": label}
     ):
-        container.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # gone since the listing
+            container.remove(force=True)
     for network in client.networks.list(filters={"label": label}):
         network.remove()
     for volume in client.volumes.list(filters={"name": instance.postgres_volume}):
