@@ -177,13 +177,19 @@ def with_retries(action: Callable[[], T], for_s: float) -> T:
             wait = min(wait * 2, 5.0)
 
 
-def _connection_failure(error: Exception) -> BaseException | None:
+def _connection_failure(error: BaseException) -> BaseException | None:
     """The driver's error when ``error`` means "connection lost", else None (a real error).
 
-    Optuna wraps an ``OperationalError`` raised during a commit in ``StorageInternalError``.
+    The lost connection may sit anywhere in the exception chain: Optuna wraps an
+    ``OperationalError`` raised during a commit in ``StorageInternalError``, and when a query
+    fails, ``RDBStorage._get_trials`` retries it on the same session, whose "Can't reconnect
+    until invalid transaction is rolled back" is what Optuna then wraps.
     """
-    if isinstance(error, OperationalError):
-        return error.orig or error
-    if isinstance(error.__cause__, OperationalError):
-        return error.__cause__.orig or error.__cause__
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OperationalError):
+            return link.orig or link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
     return None
