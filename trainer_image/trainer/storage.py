@@ -63,6 +63,17 @@ def quiet_optuna() -> None:
     # heartbeat thread, so Optuna's hint to use optimize() for heartbeats does not apply.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna.storages._rdb.storage").addFilter(_drop_fallback_query_warning)
+
+
+def _drop_fallback_query_warning(record: logging.LogRecord) -> bool:
+    """Drop Optuna's "Caught an error from sqlalchemy ... Falling back" warning.
+
+    On Postgres only a lost connection triggers it, and it prints the whole SQL query in the
+    middle of the live view; ``with_retries`` reports the outage in one line instead. A fallback
+    query that fails raises, so nothing is hidden.
+    """
+    return not record.getMessage().startswith("Caught an error from sqlalchemy")
 
 
 def check_study_name(name: str) -> str:
