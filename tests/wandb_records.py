@@ -23,8 +23,10 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
 def records(path: Path) -> list[wandb_internal_pb2.Record]:
-    """Every record of one .wandb file, in order."""
+    """Every complete record of one .wandb file, in order (its writer may still be adding some)."""
     data = path.read_bytes()
+    if len(data) < HEADER:  # created, header not written yet
+        return []
     if data[:4] != b":W&B":
         raise ValueError(f"{path} is not a W&B run file")
     found, pending, position = [], b"", HEADER
@@ -37,6 +39,8 @@ def records(path: Path) -> list[wandb_internal_pb2.Record]:
         if kind == 0 and length == 0:
             position += left_in_block
             continue
+        if position + HEADER + length > len(data):  # the writer is midway through this one
+            break
         piece = data[position + HEADER : position + HEADER + length]
         position += HEADER + length
         pending = piece if kind in (FULL, FIRST) else pending + piece
@@ -64,21 +68,27 @@ class OfflineRun:
 def read_run(folder: Path, wait_s: float = 10.0) -> OfflineRun:
     """The run kept in ``folder`` (``offline-run-<time>-<id>``), once its exit is written.
 
-    wandb-core writes the file from its own process: ``run.finish()`` may return a moment
-    before the last records reach it, so a run without its exit record is read again.
+    wandb-core writes the file from its own process, through a buffer: ``run.finish()`` may
+    return a moment before the records reach the file (the exit record, or all of them), so a
+    file without them is read again.
     """
     deadline = time.monotonic() + wait_s
     while True:
         run = _read_once(folder)
-        if run.exit_code is not None or time.monotonic() > deadline:
+        if run is not None and run.exit_code is not None:
+            return run
+        if time.monotonic() > deadline:
+            if run is None:
+                raise ValueError(f"{folder} holds no run record after {wait_s:.0f} s")
             return run
         time.sleep(0.1)
 
 
-def _read_once(folder: Path) -> OfflineRun:
-    (path,) = folder.glob("run-*.wandb")
+def _read_once(folder: Path) -> OfflineRun | None:
+    """The run as far as its file holds it now; None before its run record is written."""
+    paths = list(folder.glob("run-*.wandb"))
     run: OfflineRun | None = None
-    for record in records(path):
+    for record in records(paths[0]) if paths else []:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run
@@ -94,8 +104,6 @@ def _read_once(folder: Path) -> OfflineRun:
             run.summary |= _items(record.summary.update)
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
-    if run is None:
-        raise ValueError(f"{path} holds no run record")
     return run
 
 
