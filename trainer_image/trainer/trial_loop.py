@@ -92,17 +92,18 @@ class TrialLoop:
             raise
         except Exception as e:
             log.exception("trial %d failed", trial.number)
-            if self._fail(trial, trial_id, started, f"{type(e).__name__}: {e}"[:_REASON_CHARS]):
+            if self._fail(trial, trial_id, started, f"{type(e).__name__}: {e}"):
                 self.retry(self.study, self.storage.get_trial(trial_id))
             return
         reason = _check_values_are_feasible(self.study, values)
         if reason is not None:  # NaN (a diverged fit): FAIL with why; the same params would again
-            self._fail(trial, trial_id, started, reason[:_REASON_CHARS])
+            self._fail(trial, trial_id, started, reason)
             return
         self._tell(trial, trial_id, started, values=values)
 
     def _fail(self, trial: optuna.Trial, trial_id: int, started: float, reason: str) -> bool:
-        """Mark FAIL with its reason; False when someone else had already finished it."""
+        """Mark FAIL with its reason (its first ``_REASON_CHARS``); False if already finished."""
+        reason = reason[:_REASON_CHARS]
         try:
             with_retries(lambda: trial.set_user_attr("fail_reason", reason), self.grace_s)
         except UpdateFinishedTrialError:
