@@ -23,8 +23,8 @@ import pytest
 from docker.models.containers import Container
 
 from orchestrator import images
-from orchestrator.settings import POSTGRES_IMAGE
-from tests.integration.conftest import REPO, BuiltImage, Report
+from orchestrator.settings import POSTGRES_IMAGE, Instance
+from tests.integration.conftest import REPO, BuiltImage, Report, remove_instance
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(os.environ.get("HPO_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -78,6 +78,8 @@ def stack(trainer_image: BuiltImage, postgres_image: str, tmp_path: Path) -> Ite
     made = Stack(project, env, f"http://127.0.0.1:{port}")
     yield made
     made.compose("down", "-v", "--remove-orphans")
+    # Workers are the orchestrator's, not compose's: should its cleanup not have run, they stay.
+    remove_instance(Instance(project))
 
 
 def _containers(client: docker.DockerClient, label: str) -> list[Container]:
