@@ -85,9 +85,10 @@ class MLPClassifier(EpochMeansModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        """Cross-entropy of one batch."""
-        loss, _ = self._loss_and_hits(batch)
-        self.epoch_means["train_loss"].update(loss.detach(), weight=len(batch[1]))
+        """Cross-entropy of one batch; accuracy is an eval metric, and its ops cost ~1-2 % here."""
+        features, labels = batch
+        loss = F.cross_entropy(self(features), labels)
+        self.epoch_means["train_loss"].update(loss.detach(), weight=len(labels))
         return loss
 
     def configure_optimizers(self) -> Any:
