@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -23,6 +25,7 @@ from trainer.spec import ExperimentSpec
 from trainer.storage import open_storage, with_retries
 
 from orchestrator.backends import Backend, WorkerHandle, WorkerSpec, WorkerState
+from orchestrator.interrupts import StopSignals
 from orchestrator.progress import Snapshot, render, take_snapshot
 
 __all__ = ["LaunchPlan", "run"]
@@ -30,6 +33,7 @@ __all__ = ["LaunchPlan", "run"]
 POLL_S = 1.0
 Retry = Callable[[optuna.Study, FrozenTrial], None]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,21 @@ class LaunchPlan:
     stop_timeout_s: float = 30.0
 
 
-def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Console) -> Snapshot:
+def run(
+    plan: LaunchPlan,
+    spec: ExperimentSpec,
+    backend: Backend,
+    console: Console,
+    stop: StopSignals | None = None,
+) -> Snapshot:
     """Start the workers, show progress until they end, and return the final state.
 
-    Database outages up to the grace period are ridden out. Ctrl-C stops every worker (SIGTERM,
-    then kill after ``stop_timeout_s``) and re-raises; so does a worker that cannot be started.
+    Database outages up to the grace period are ridden out. A request on ``stop`` (Ctrl-C,
+    SIGTERM) stops every worker (SIGTERM, then kill after ``stop_timeout_s``) and raises
+    ``KeyboardInterrupt``; so does a worker that cannot be started, with its error.
     With ``plan.detach`` the workers are left running once they all run.
     """
+    stop = stop or StopSignals()
     # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
     storage = _reaping_storage(plan, spec, retry)
@@ -64,24 +76,32 @@ def run(plan: LaunchPlan, spec: ExperimentSpec, backend: Backend, console: Conso
     done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     fleet = _Fleet(plan, backend, partial(_fail_trials_of, study, storage, retry=retry))
 
+    def retried(action: Callable[[], T]) -> T:
+        return with_retries(action, grace, sleep=stop.sleep)
+
     def refresh() -> Snapshot:
         read = partial(_reap_and_read, study, spec, fleet.states, started, done_before)
-        return fleet.annotate(with_retries(read, grace))
+        return fleet.annotate(retried(read))
 
     try:
         for worker in range(plan.workers):
+            stop.check()
             fleet.start(worker)
         with Live(console=console, refresh_per_second=2, transient=False) as live:
-            while True:
-                with_retries(fleet.poll, grace)
+            while not stop.is_set():
+                retried(fleet.poll)
                 live.update(render(refresh()))
                 if fleet.all_finished:
                     break
                 if plan.detach and fleet.all_running:
                     return refresh()
                 backend.wait(POLL_S)  # a worker's death ends the wait at once
-        with_retries(lambda: _reap_orphans(study, spec), grace)
+        stop.check()
+        retried(lambda: _reap_orphans(study, spec, stop.sleep))
         return refresh()
+    except KeyboardInterrupt:
+        console.print(f"stopping the workers (killed after {plan.stop_timeout_s:.0f} s) ...")
+        raise
     finally:
         if not (plan.detach and fleet.all_running):
             fleet.stop_all()
@@ -147,11 +167,30 @@ class _Fleet:
         return replace(snapshot, failure_reasons=dict(self.reasons), restarts=dict(self.restarts))
 
     def stop_all(self) -> None:
-        """Stop every worker still running, then remove what the backend made."""
-        for handle in self.handles.values():
+        """Stop every worker still running, all at once, then remove what the backend made.
+
+        All at once: one by one, N workers slow to stop would take N stop timeouts, past the
+        grace `docker compose down` allows the orchestrator. One worker's error neither spares
+        the others nor skips the removal; the first such error is raised after both.
+        """
+        handles = list(self.handles.values())
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(len(handles), 32))) as pool:
+                outcomes = list(pool.map(self._stop_one, handles))
+        finally:
+            self.backend.cleanup()
+        errors = [error for error in outcomes if error is not None]
+        if errors:
+            raise errors[0]
+
+    def _stop_one(self, handle: WorkerHandle) -> Exception | None:
+        """Stop ``handle`` unless it ended; its error is returned, to be raised after cleanup."""
+        try:
             if not self.backend.poll(handle).finished:
                 self.backend.stop(handle, self.plan.stop_timeout_s)
-        self.backend.cleanup()
+        except Exception as e:  # handed to stop_all, which raises it after the cleanup
+            return e
+        return None
 
 
 def _reap_and_read(
@@ -203,12 +242,14 @@ def _reaping_storage(plan: LaunchPlan, spec: ExperimentSpec, retry: Retry) -> RD
     )
 
 
-def _reap_orphans(study: optuna.Study, spec: ExperimentSpec) -> None:
+def _reap_orphans(
+    study: optuna.Study, spec: ExperimentSpec, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """No worker is left: wait out the grace period of any RUNNING trial, then fail it."""
     deadline = time.monotonic() + spec.resilience.grace_s + spec.resilience.heartbeat_s
     while (
         study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         and time.monotonic() < deadline
     ):
-        time.sleep(POLL_S)
+        sleep(POLL_S)
         optuna.storages.fail_stale_trials(study)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
 from pathlib import Path
-from types import FrameType
 
 import typer
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
@@ -20,6 +18,7 @@ from orchestrator.commands._backend import BackendName, make_backend
 from orchestrator.commands._storage import resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
+from orchestrator.interrupts import StopSignals
 from orchestrator.settings import TRAINER_IMAGE
 from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
@@ -118,9 +117,10 @@ def _run(
         typer.Abort: Ctrl-C or SIGTERM; the workers were stopped.
     """
     name, url = plan.study, plan.storage_url
-    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, `compose down`: as Ctrl-C
     try:
-        final = guard(launcher.run, plan, spec, runner, stdout)
+        # `docker stop`, `compose down` (SIGTERM) as Ctrl-C; both honoured between steps.
+        with StopSignals().installed() as stop:
+            final = guard(launcher.run, plan, spec, runner, stdout, stop)
     except KeyboardInterrupt:
         stderr.print(
             "stopped: the workers' current trials are marked FAIL; the same command resumes."
@@ -149,11 +149,6 @@ def _check_workers(workers: int, force: bool) -> None:
 
 def _refuse(message: str) -> None:
     raise ConfigError(message)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM stops the workers as Ctrl-C does, instead of leaving them behind."""
-    raise KeyboardInterrupt
 
 
 def _log_study_run(url: str, name: str, runs_dir: Path) -> None:

@@ -196,7 +196,7 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     )
 
 
-def test_ctrl_c_removes_every_container_and_the_study_resumes(
+def test_ctrl_c_twice_still_removes_every_container_and_the_study_resumes(
     database: Database,
     trainer_image: BuiltImage,
     docker_client: docker.DockerClient,
@@ -210,6 +210,8 @@ def test_ctrl_c_removes_every_container_and_the_study_resumes(
         wait_for_running_trial(database, "dint", worker=0)
         started = time.monotonic()
         launch.send_signal(signal.SIGINT)
+        time.sleep(0.05)  # the launcher is stopping the workers now
+        launch.send_signal(signal.SIGINT)  # an impatient second Ctrl-C must not cut cleanup short
         output, _ = launch.communicate(timeout=60)
         assert time.monotonic() - started < 30
     finally:
@@ -223,6 +225,7 @@ def test_ctrl_c_removes_every_container_and_the_study_resumes(
         )
         == []
     )
+    assert "stopping the workers" in output
     snapshot = read_study(database, "dint")
     assert snapshot.count(TrialState.RUNNING) == 0
     reasons = {

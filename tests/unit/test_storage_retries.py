@@ -93,3 +93,18 @@ def test_a_real_storage_error_is_raised_at_once() -> None:
     with pytest.raises(StorageInternalError) as raised:
         with_retries(action, for_s=60)
     assert isinstance(raised.value.__cause__, IntegrityError)
+
+
+def test_a_stop_during_an_outage_ends_the_wait_at_once() -> None:
+    tries: list[int] = []
+
+    def lost_connection() -> None:
+        tries.append(1)
+        _raise_lost_connection()
+
+    def stopped(_seconds: float) -> None:
+        raise KeyboardInterrupt  # what `StopSignals.sleep` does once Ctrl-C came
+
+    with pytest.raises(KeyboardInterrupt):
+        with_retries(lost_connection, for_s=60, sleep=stopped)
+    assert len(tries) == 1  # no retry after the stop

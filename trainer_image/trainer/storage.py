@@ -165,8 +165,13 @@ def _schema_lock(url: str, study_name: str) -> Iterator[None]:
         engine.dispose()
 
 
-def with_retries(action: Callable[[], T], for_s: float) -> T:
+def with_retries(
+    action: Callable[[], T], for_s: float, sleep: Callable[[float], None] | None = None
+) -> T:
     """Run ``action``; while the database is unreachable (a restart), retry for ``for_s`` seconds.
+
+    ``sleep`` (default ``time.sleep``) waits between tries: the launcher's ends early when the
+    user stops the launch, so that Ctrl-C during an outage does not wait out the grace period.
 
     Raises:
         StorageError: Still unreachable after ``for_s`` seconds.
@@ -184,7 +189,7 @@ def with_retries(action: Callable[[], T], for_s: float) -> T:
                 message = f"the study database stayed unreachable for {for_s:.0f} s: {cause}"
                 raise StorageError(message) from e
             log.warning("database unreachable (%s); retrying in %.1f s", cause, wait)
-            time.sleep(wait)
+            (sleep or time.sleep)(wait)
             wait = min(wait * 2, 5.0)
 
 
