@@ -15,6 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,17 +144,40 @@ def test_compose_up_runs_a_study_and_serves_the_dashboard(
 
 
 def test_compose_down_mid_study_stops_and_removes_the_workers(
-    stack: Stack, docker_client: docker.DockerClient
+    stack: Stack, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     stack.env["HPO_ARGS"] = "--pruner none trainer.max_epochs=2000"  # long trials
     assert stack.compose("up", "-d").returncode == 0
-    _worker_containers(docker_client, stack)
-    down = stack.compose("down", timeout=120)
+    with _followed_logs(stack, "orchestrator", tmp_path / "orchestrator.log") as log:
+        _worker_containers(docker_client, stack)
+        started = time.monotonic()
+        down = stack.compose("down", timeout=120)
+        took = time.monotonic() - started
     assert down.returncode == 0, down.stderr
-    assert _containers(docker_client, f"hpo.instance={stack.project}") == []
+    left = _containers(docker_client, f"hpo.instance={stack.project}")
+    # `down` says nothing of a worker it could not remove; the orchestrator's output does.
+    assert left == [], f"down took {took:.0f} s; orchestrator:\n{log.read_text()[-3000:]}"
     assert _containers(docker_client, f"{PROJECT_LABEL}={stack.project}") == []
     volumes = docker_client.volumes.list(filters={"label": f"{PROJECT_LABEL}={stack.project}"})
     assert len(volumes) == 2  # pgdata and secrets stay: only `down -v` deletes data
+
+
+@contextmanager
+def _followed_logs(stack: Stack, service: str, path: Path) -> Iterator[Path]:
+    """``service``'s output, kept in ``path`` as it comes: ``down`` removes the container."""
+    with path.open("w") as out:
+        follower = subprocess.Popen(
+            ["docker", "compose", "-p", stack.project, "logs", "-f", "-t", service],
+            cwd=REPO,
+            env=stack.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield path
+        finally:
+            follower.terminate()
+            follower.wait(timeout=10)
 
 
 def _screenshot(stack: Stack, study_id: int) -> str:
