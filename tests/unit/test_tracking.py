@@ -85,6 +85,9 @@ def test_each_trial_logs_its_own_offline_run(tmp_path: Path) -> None:
         assert run.config["config"]["trainer"]["max_epochs"] == 3
         epochs = [h for h in run.history if "val_loss" in h]
         assert len(epochs) == 3 and sum("train_loss" in h for h in run.history) == 3
+        lr = trial.params.get("lr", run.config["config"]["model"]["optimizer"]["lr"])
+        assert [h["epoch"] for h in epochs] == [0, 1, 2]
+        assert all(h["lr"] == pytest.approx(lr) for h in epochs)  # no schedule in this space
         assert run.summary["state"] == "COMPLETE" and run.summary["value"] == trial.value
         assert run.exit_code == 0
     study_run = runs["study"]

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import optuna
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -19,7 +19,7 @@ from trainer.pruning import ResilientPruning
 from trainer.search_space import SearchSpace
 from trainer.spec import ExperimentSpec
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
-from trainer.tracking import EpochBest, Tracker
+from trainer.tracking import EpochBest, EpochLearningRate, Tracker
 from trainer.trial_config import TrialConfigs
 
 __all__ = ["TrialRunner"]
@@ -84,7 +84,7 @@ class TrialRunner:
         composed = OmegaConf.to_container(cfg, resolve=True)
         run = self.tracker.start(trial, values, composed)  # type: ignore[arg-type]
         run.best = EpochBest(metrics_wanted[0], self.spec.objective.directions[0] == "maximize")
-        callbacks += [run.best, LearningRateMonitor(logging_interval="epoch")]
+        callbacks += [run.best, EpochLearningRate(run.logger)]
         try:
             result = self._fit(cfg, callbacks, [run.logger])
         except optuna.TrialPruned:

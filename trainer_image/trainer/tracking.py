@@ -30,7 +30,7 @@ from trainer import __version__
 from trainer.spec import ExperimentSpec
 from trainer.wandb_runs import RUN_ID_ATTR, init_run, run_id, wandb_dir, wants_online
 
-__all__ = ["RUN_ID_ATTR", "Tracker", "TrialRun", "run_id"]
+__all__ = ["RUN_ID_ATTR", "EpochBest", "EpochLearningRate", "Tracker", "TrialRun", "run_id"]
 
 log = logging.getLogger("trainer.worker")
 
@@ -151,6 +151,26 @@ class StepWandbLogger(WandbLogger):
         if self._pending:
             super().log_metrics(self._pending, self._pending_step)
         self._pending = {}
+
+
+class EpochLearningRate(Callback):
+    """Each epoch's learning rate, as ``lr`` in that epoch's row of the W&B run.
+
+    Lightning's ``LearningRateMonitor`` hands it to every logger in a call of its own (the CSV
+    curves too), under a name that carries the optimizer's class (``lr-AdamW``, ``lr-SGD``), so
+    trials of a study that samples the optimizer would not share one chart. Here it goes to the
+    run's logger alone, at the epoch's first step, where ``StepWandbLogger`` joins it to the
+    epoch's metrics.
+    """
+
+    def __init__(self, logger: StepWandbLogger) -> None:
+        self.logger = logger
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Hand over the first optimizer's learning rate (its first parameter group's)."""
+        if trainer.optimizers:
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self.logger.log_metrics({"lr": float(lr)}, step=trainer.global_step)
 
 
 class EpochBest(Callback):
