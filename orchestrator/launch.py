@@ -21,11 +21,11 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.live import Live
+from trainer.signals import SignalledStop
 from trainer.spec import ExperimentSpec
 from trainer.storage import open_storage, with_retries
 
 from orchestrator.backends import Backend, WorkerHandle, WorkerSpec, WorkerState
-from orchestrator.interrupts import StopSignals
 from orchestrator.progress import Snapshot, render, take_snapshot
 
 __all__ = ["LaunchPlan", "run"]
@@ -57,7 +57,7 @@ def run(
     spec: ExperimentSpec,
     backend: Backend,
     console: Console,
-    stop: StopSignals | None = None,
+    stop: SignalledStop | None = None,
 ) -> Snapshot:
     """Start the workers, show progress until they end, and return the final state.
 
@@ -66,7 +66,7 @@ def run(
     ``KeyboardInterrupt``; so does a worker that cannot be started, with its error.
     With ``plan.detach`` the workers are left running once they all run.
     """
-    stop = stop or StopSignals()
+    stop = stop or SignalledStop()
     # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
     storage = _reaping_storage(plan, spec, retry)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import typer
+from trainer.signals import SignalledStop
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
 from trainer.storage import check_study_name
 
@@ -18,7 +19,6 @@ from orchestrator.commands._backend import BackendName, make_backend
 from orchestrator.commands._storage import resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
-from orchestrator.interrupts import StopSignals
 from orchestrator.settings import TRAINER_IMAGE
 from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
@@ -119,7 +119,7 @@ def _run(
     name, url = plan.study, plan.storage_url
     try:
         # `docker stop`, `compose down` (SIGTERM) as Ctrl-C; both honoured between steps.
-        with StopSignals().installed() as stop:
+        with SignalledStop().installed() as stop:
             final = guard(launcher.run, plan, spec, runner, stdout, stop)
     except KeyboardInterrupt:
         stderr.print(

@@ -8,16 +8,16 @@ import threading
 from pathlib import Path
 
 import pytest
+from trainer.signals import SignalledStop
 
 from orchestrator.backends import WorkerHandle, WorkerSpec, WorkerState
-from orchestrator.interrupts import StopSignals
 from orchestrator.launch import LaunchPlan, _Fleet
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_is_recorded_not_raised_and_the_old_handler_comes_back(signum: int) -> None:
     before = signal.getsignal(signum)
-    with StopSignals().installed() as stop:
+    with SignalledStop().installed() as stop:
         os.kill(os.getpid(), signum)  # would end pytest, or raise here, were the handler not ours
         assert stop.is_set()
         with pytest.raises(KeyboardInterrupt):
@@ -26,7 +26,7 @@ def test_a_signal_is_recorded_not_raised_and_the_old_handler_comes_back(signum: 
 
 
 def test_sleep_ends_at_once_when_a_stop_comes() -> None:
-    stop = StopSignals()
+    stop = SignalledStop()
     stop.sleep(0.01)  # nothing asked: an ordinary sleep
     threading.Timer(0.05, stop.set).start()
     with pytest.raises(KeyboardInterrupt):

@@ -103,7 +103,7 @@ def test_a_stop_during_an_outage_ends_the_wait_at_once() -> None:
         _raise_lost_connection()
 
     def stopped(_seconds: float) -> None:
-        raise KeyboardInterrupt  # what `StopSignals.sleep` does once Ctrl-C came
+        raise KeyboardInterrupt  # what `SignalledStop.sleep` does once Ctrl-C came
 
     with pytest.raises(KeyboardInterrupt):
         with_retries(lost_connection, for_s=60, sleep=stopped)

@@ -1,20 +1,17 @@
 """SIGTERM as a request, honoured at safe points: between trials and between batches.
 
-Raising from the signal handler itself would land anywhere: inside SQLAlchemy's pool, half way
-through ``study.tell``, or before the trial is labelled with its worker, leaving a RUNNING trial
-that nobody can explain. The handler only records the request; the trial loop and a Lightning
-callback act on it where the state is consistent (Lightning does the same with its own
-``received_sigterm`` flag).
+Raised where the signal landed, it could come half way through ``study.tell``, or before the trial
+is labelled with its worker, leaving a RUNNING trial that nobody can explain. So the handler only
+records it (``trainer.signals``), and the trial loop and a Lightning callback act on it.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
+
+from trainer.signals import SignalledStop
 
 __all__ = ["StopOnRequest", "StopRequest", "WorkerStopped"]
 
@@ -27,31 +24,10 @@ class WorkerStopped(BaseException):
     """
 
 
-class StopRequest:
-    """Set once by SIGTERM; read by the trial loop and by ``StopOnRequest``."""
+class StopRequest(SignalledStop):
+    """Set once by SIGTERM (``install()``); read by the trial loop and by ``StopOnRequest``."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def install(self) -> None:
-        """Make SIGTERM set this request (call from the main thread)."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-
-    def set(self) -> None:
-        """Ask the worker to stop."""
-        self._event.set()
-
-    def is_set(self) -> bool:
-        """Whether a stop was asked for."""
-        return self._event.is_set()
-
-    def check(self) -> None:
-        """Raise ``WorkerStopped`` if a stop was asked for."""
-        if self._event.is_set():
-            raise WorkerStopped
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._event.set()
+    raises = WorkerStopped
 
 
 class StopOnRequest(Callback):
