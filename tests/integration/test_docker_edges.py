@@ -95,28 +95,61 @@ def test_workers_of_an_earlier_launch_that_still_run_refuse_a_new_one(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    labels = {**Instance.from_env().labels, "hpo.study": "busy", "hpo.worker": "0"}
-    earlier = docker_client.containers.run(
-        trainer_tag(),
-        ["python", "-c", "import time; time.sleep(120)"],
-        name="hpo-busy-w0",
-        labels={**labels, "hpo.launch": "earlier"},
-        detach=True,
-        network_mode="none",
-    )
+    earlier = [_sigterm_deaf_worker(docker_client, "busy", k) for k in range(2)]
     try:
         result = _hpo("launch", "--study", "busy", "--runs-dir", str(tmp_path))
         assert result.returncode == 2
         assert "worker container(s) of `busy` from an earlier launch still run" in result.stderr
         assert "`hpo stop busy`" in result.stderr
-        earlier.reload()
-        assert earlier.status == "running"
+        for container in earlier:
+            container.reload()
+            assert container.status == "running"
+        since = int(time.time()) - 1
         stopped = _hpo("stop", "busy")
-        assert "stopped and removed 1 worker container(s) of busy" in stopped.stdout
+        assert "stopped and removed 2 worker container(s) of busy" in stopped.stdout
         assert _containers(docker_client, "busy") == []
+        # Both had their SIGTERM before either was killed: stopped at once, not one by one.
+        events = _container_events(docker_client, [c.id for c in earlier], since)
+        sigterms = [i for i, (action, signal) in enumerate(events) if signal == "15"]
+        first_death = next(i for i, (action, _) in enumerate(events) if action == "die")
+        assert len(sigterms) == 2 and max(sigterms) < first_death, events
     finally:
-        with contextlib.suppress(NotFound):
-            earlier.remove(force=True)
+        for container in earlier:
+            with contextlib.suppress(NotFound):
+                container.remove(force=True)
+
+
+def _sigterm_deaf_worker(client: docker.DockerClient, study: str, worker: int) -> Container:
+    """A running container labelled as a worker of an earlier launch, deaf to SIGTERM.
+
+    Python as PID 1 ignores SIGTERM, so only the SIGKILL after the stop timeout ends it.
+    """
+    labels = {**Instance.from_env().labels, "hpo.study": study, "hpo.worker": str(worker)}
+    return client.containers.run(
+        trainer_tag(),
+        ["python", "-c", "import time; time.sleep(120)"],
+        name=f"hpo-{study}-w{worker}",
+        labels={**labels, "hpo.launch": "earlier"},
+        detach=True,
+        network_mode="none",
+    )
+
+
+def _container_events(
+    client: docker.DockerClient, ids: list[str], since: int
+) -> list[tuple[str, str | None]]:
+    """(action, signal) of the engine's kill and die events of ``ids`` since ``since``, in order."""
+    stream = client.events(
+        since=since,
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": ["kill", "die"]},
+    )
+    return [
+        (event["Action"], event["Actor"]["Attributes"].get("signal"))
+        for event in stream
+        if event["Actor"]["ID"] in ids
+    ]
 
 
 def test_restart_workers_brings_a_killed_worker_back(
