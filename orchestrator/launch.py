@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -25,6 +24,7 @@ from trainer.signals import SignalledStop
 from trainer.spec import ExperimentSpec
 from trainer.storage import open_storage, with_retries
 
+from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import Backend, WorkerHandle, WorkerSpec, WorkerState
 from orchestrator.progress import Snapshot, render, take_snapshot
 
@@ -169,28 +169,17 @@ class _Fleet:
     def stop_all(self) -> None:
         """Stop every worker still running, all at once, then remove what the backend made.
 
-        All at once: one by one, N workers slow to stop would take N stop timeouts, past the
-        grace `docker compose down` allows the orchestrator. One worker's error neither spares
-        the others nor skips the removal; the first such error is raised after both.
+        One worker's error neither spares the others nor skips the removal; it is raised after.
         """
-        handles = list(self.handles.values())
         try:
-            with ThreadPoolExecutor(max_workers=max(1, min(len(handles), 32))) as pool:
-                outcomes = list(pool.map(self._stop_one, handles))
+            each_at_once(self._stop_one, self.handles.values())
         finally:
             self.backend.cleanup()
-        errors = [error for error in outcomes if error is not None]
-        if errors:
-            raise errors[0]
 
-    def _stop_one(self, handle: WorkerHandle) -> Exception | None:
-        """Stop ``handle`` unless it ended; its error is returned, to be raised after cleanup."""
-        try:
-            if not self.backend.poll(handle).finished:
-                self.backend.stop(handle, self.plan.stop_timeout_s)
-        except Exception as e:  # handed to stop_all, which raises it after the cleanup
-            return e
-        return None
+    def _stop_one(self, handle: WorkerHandle) -> None:
+        """Stop ``handle`` unless it has ended."""
+        if not self.backend.poll(handle).finished:
+            self.backend.stop(handle, self.plan.stop_timeout_s)
 
 
 def _reap_and_read(

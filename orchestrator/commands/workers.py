@@ -6,7 +6,6 @@ import contextlib
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
 from orchestrator import engine
+from orchestrator.all_at_once import each_at_once
 from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
 from orchestrator.errors import ConfigError, HpoError
@@ -130,11 +130,7 @@ def _remove_stale_secrets() -> None:
 
 
 def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
-    """Stop (when ``running_too``) and remove the matching worker containers, all at once.
-
-    All at once: a worker that ignores SIGTERM holds its ``stop`` for 30 s, and one by one N of
-    them would take N times that.
-    """
+    """Stop (when ``running_too``) and remove the matching worker containers, all at once."""
     client = engine.connect()
     selector = {**Instance.from_env().labels, **labels}
     filters: dict[str, str | list[str] | bool] = {
@@ -143,8 +139,7 @@ def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
     with translated("listing worker containers"):
         found = client.containers.list(all=True, ignore_removed=True, filters=filters)
     chosen = [c for c in found if running_too or c.status != "running"]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(chosen), 32))) as pool:
-        removed = sum(pool.map(_stop_and_remove, chosen))
+    removed = sum(each_at_once(_stop_and_remove, chosen))
     client.close()
     return removed
 
