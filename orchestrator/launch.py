@@ -232,7 +232,7 @@ def _reaping_storage(plan: LaunchPlan, spec: ExperimentSpec, retry: Retry) -> RD
 
 
 def _reap_orphans(
-    study: optuna.Study, spec: ExperimentSpec, sleep: Callable[[float], None] = time.sleep
+    study: optuna.Study, spec: ExperimentSpec, sleep: Callable[[float], None]
 ) -> None:
     """No worker is left: wait out the grace period of any RUNNING trial, then fail it."""
     deadline = time.monotonic() + spec.resilience.grace_s + spec.resilience.heartbeat_s
