@@ -59,6 +59,7 @@ class OfflineRun:
     group: str
     name: str
     job_type: str
+    tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -90,9 +91,11 @@ def _read_once(folder: Path) -> OfflineRun | None:
     run: OfflineRun | None = None
     for record in records(paths[0]) if paths else []:
         kind = record.WhichOneof("record_type")
-        if kind == "run":
+        if kind == "run":  # sent again when the tags or the name change: keep what came before
             r = record.run
-            run = OfflineRun(r.run_id, r.run_group, r.display_name, r.job_type)
+            if run is None:
+                run = OfflineRun(r.run_id, r.run_group, r.display_name, r.job_type)
+            run.name, run.tags = r.display_name, list(r.tags)
             run.config |= _items(r.config.update)
         elif run is None:
             continue

@@ -45,9 +45,12 @@ def test_every_trial_logs_an_offline_run_matching_postgres(
         assert trial.user_attrs["wandb_run_id"] == run.id
         assert {name: run.config[name] for name in trial.params} == trial.params
         assert run.summary["state"] == trial.state.name
+        pruned = trial.state is TrialState.PRUNED
+        assert ("pruned" in run.tags) == pruned
         epochs = [h["epoch"] for h in run.history if "val_loss" in h]
         assert epochs == list(range(len(epochs))) and epochs  # one val_loss per epoch
-        assert sum("train_loss" in h for h in run.history) == len(epochs)
+        # Pruning stops a fit at its last validation, before that epoch's train_loss is logged.
+        assert sum("train_loss" in h for h in run.history) == len(epochs) - pruned
         assert run.config["hpo"]["image"].startswith("hpo-trainer:latest@")
     (study_run,) = [run for run in runs if run.job_type == "study"]
     assert study_run.group == "tracked"

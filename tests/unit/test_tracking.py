@@ -110,6 +110,26 @@ def test_a_failed_trial_finishes_its_run_with_exit_code_1(tmp_path: Path) -> Non
     assert run.exit_code == 1
 
 
+class _PruneAtOnce(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_keeps_its_curves_and_summary_after_its_pruned_tag(tmp_path: Path) -> None:
+    spec = _spec(epochs=3)
+    tracker = Tracker(spec, "pr", tmp_path, 0)
+    study = optuna.create_study(direction="maximize", pruner=_PruneAtOnce())
+    study.optimize(TrialRunner(spec, "pr", tmp_path, tracker=tracker), n_trials=1)
+    # Tagging the run sends its run record again, after the summary: a reader that starts the
+    # run over on it loses the state (the flaky CI failure of stop 15).
+    (run,) = read_runs(tmp_path / "pr" / "wandb")
+    assert study.trials[0].state is TrialState.PRUNED
+    assert "pruned" in run.tags and run.name == "pr-t0"
+    assert run.summary["state"] == "PRUNED" and run.exit_code == 0
+    assert [h["epoch"] for h in run.history if "val_loss" in h] == [0]
+
+
 def test_trial_rows_follow_the_columns() -> None:
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
