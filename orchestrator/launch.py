@@ -25,7 +25,7 @@ from trainer.spec import ExperimentSpec
 from trainer.storage import open_storage, with_retries
 
 from orchestrator.all_at_once import each_at_once
-from orchestrator.backends import Backend, WorkerHandle, WorkerSpec, WorkerState
+from orchestrator.backends import STOP_TIMEOUT_S, Backend, WorkerHandle, WorkerSpec, WorkerState
 from orchestrator.progress import Snapshot, render, take_snapshot
 
 __all__ = ["LaunchPlan", "run"]
@@ -49,7 +49,7 @@ class LaunchPlan:
     config_dir: Path | None = None
     restart_workers: int = 0  # restarts allowed per failed worker
     detach: bool = False  # return once every worker runs; leave them running
-    stop_timeout_s: float = 30.0
+    stop_timeout_s: float = STOP_TIMEOUT_S
 
 
 def run(

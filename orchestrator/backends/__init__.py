@@ -7,6 +7,7 @@ Ctrl-C are written once, in ``orchestrator.launch``.
 from __future__ import annotations
 
 from orchestrator.backends._base import (
+    STOP_TIMEOUT_S,
     Backend,
     WorkerHandle,
     WorkerSpec,
@@ -23,6 +24,7 @@ from orchestrator.backends._resources import (
 )
 
 __all__ = [
+    "STOP_TIMEOUT_S",
     "Backend",
     "DockerBackend",
     "LocalBackend",

@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Backend", "WorkerHandle", "WorkerSpec", "WorkerState", "state_from_exit"]
+__all__ = [
+    "STOP_TIMEOUT_S",
+    "Backend",
+    "WorkerHandle",
+    "WorkerSpec",
+    "WorkerState",
+    "state_from_exit",
+]
+
+# How long a worker has, after SIGTERM, to fail its trial in the database (riding out a short
+# outage) and close its W&B run before it is killed: on Ctrl-C of its launch and on `hpo stop`.
+STOP_TIMEOUT_S = 30
 
 
 class WorkerState(enum.StrEnum):

@@ -15,6 +15,7 @@ from docker.models.containers import Container
 
 from orchestrator import engine
 from orchestrator.all_at_once import each_at_once
+from orchestrator.backends import STOP_TIMEOUT_S
 from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
 from orchestrator.errors import ConfigError, HpoError
@@ -145,11 +146,14 @@ def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
 
 
 def _stop_and_remove(container: Container) -> int:
-    """1 once ``container`` is stopped (SIGTERM, SIGKILL after 30 s) and removed, else 0."""
+    """1 once ``container`` is stopped and removed, else 0.
+
+    SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``: the time a worker gets on Ctrl-C too.
+    """
     # NotFound: its launch, ending, removed it first.
     with translated(f"removing worker container {container.name}"), contextlib.suppress(NotFound):
         if container.status == "running":
-            container.stop(timeout=30)
+            container.stop(timeout=STOP_TIMEOUT_S)
         container.remove(force=True)
         return 1
     return 0

@@ -95,7 +95,7 @@ def test_workers_of_an_earlier_launch_that_still_run_refuse_a_new_one(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    earlier = [_sigterm_deaf_worker(docker_client, "busy", k) for k in range(2)]
+    earlier = [_slow_to_stop_worker(docker_client, "busy", k) for k in range(2)]
     try:
         result = _hpo("launch", "--study", "busy", "--runs-dir", str(tmp_path))
         assert result.returncode == 2
@@ -119,15 +119,23 @@ def test_workers_of_an_earlier_launch_that_still_run_refuse_a_new_one(
                 container.remove(force=True)
 
 
-def _sigterm_deaf_worker(client: docker.DockerClient, study: str, worker: int) -> Container:
-    """A running container labelled as a worker of an earlier launch, deaf to SIGTERM.
+SLOW_TO_STOP = """
+import os, signal, time
+signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), os._exit(0)))
+time.sleep(120)
+"""
 
-    Python as PID 1 ignores SIGTERM, so only the SIGKILL after the stop timeout ends it.
+
+def _slow_to_stop_worker(client: docker.DockerClient, study: str, worker: int) -> Container:
+    """A running container labelled as a worker of an earlier launch, slow to stop.
+
+    It leaves 2 s after its SIGTERM, as a worker failing its trial does: stopped one by one, the
+    first would die before the second got its SIGTERM.
     """
     labels = {**Instance.from_env().labels, "hpo.study": study, "hpo.worker": str(worker)}
     return client.containers.run(
         trainer_tag(),
-        ["python", "-c", "import time; time.sleep(120)"],
+        ["python", "-c", SLOW_TO_STOP],
         name=f"hpo-{study}-w{worker}",
         labels={**labels, "hpo.launch": "earlier"},
         detach=True,
