@@ -37,6 +37,12 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 LONG_TRIAL_EPOCHS = 200
 
 
+def _held(hold_file: Path) -> list[str]:
+    """Overrides whose trials wait after their first epoch while ``hold_file`` exists."""
+    hold_file.touch()
+    return ["model._target_=tests.integration.faults.HeldMLP", f"+model.hold_file={hold_file}"]
+
+
 def _launch(name: str, runs: Path, *args: str) -> list[str]:
     return [
         HPO,
@@ -85,8 +91,8 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     database: Database, tmp_path: Path
 ) -> None:
     # A grace of 30 s: only the launcher, seeing the worker die, can fail the trial within 5 s.
-    command = _launch("killed", tmp_path, "--workers", "2", "--trials", "2", "--heartbeat", "10")
-    command += ["--grace", "30", "--pruner", "none", f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
+    command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10")
+    command += ["--grace", "30", "--pruner", "none", *_held(hold := tmp_path / "hold")]
     with _running(command) as launch:
         victim = wait_for_running_trial(database, "killed", worker=0)
         pattern = "trainer.worker --study killed --worker-id 0"
@@ -96,6 +102,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
         assert len(pids) == 1
         os.kill(int(pids[0]), signal.SIGKILL)
         wait_for_state(database, "killed", victim, TrialState.FAIL, within=5)
+        hold.unlink()  # the other worker runs the rest of the study, the retry among it
         output, _ = launch.communicate(timeout=600)
 
     snapshot = read_study(database, "killed")
@@ -105,7 +112,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     retries = [t for t in snapshot.trials if retried(t) == victim]
     assert len(retries) == 1
     assert retries[0].params == killed.params
-    assert snapshot.count(*FINISHED) == 2  # the other worker ran its own trial and the retry
+    assert snapshot.count(*FINISHED) == 6
     assert snapshot.count(TrialState.RUNNING) == 0
     assert launch.returncode == 1, output  # a worker died: the launch says so
     assert "w0 (killed by signal 9)" in output
@@ -124,7 +131,7 @@ def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
-    command = _launch("restarted", tmp_path, "--workers", "2", "--trials", "4", "--pruner", "none")
+    command = _launch("restarted", tmp_path, "--workers", "2", "--trials", "6", "--pruner", "none")
     command += [f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
     with _running(command) as launch:
         wait_for_running_trial(database, "restarted", worker=0)
@@ -134,7 +141,7 @@ def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
         output, _ = launch.communicate(timeout=600)
     assert launch.returncode == 0, output
     snapshot = read_study(database, "restarted")
-    assert snapshot.count(TrialState.COMPLETE) == 4
+    assert snapshot.count(TrialState.COMPLETE) == 6
     assert snapshot.count(TrialState.RUNNING, TrialState.FAIL) == 0
 
 
@@ -278,8 +285,8 @@ def test_multi_objective_runs_and_best_gives_the_pareto_front(
 def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "2")
-    command += ["--pruner", "none", f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
+    command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
+    command += ["--pruner", "none", *_held(hold := tmp_path / "hold")]
     with _running(command) as launch:
         wait_for_running_trial(database, "interrupted", worker=0)
         started = time.monotonic()
@@ -297,9 +304,10 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
         t.user_attrs.get("fail_reason") for t in snapshot.trials if t.state is TrialState.FAIL
     ]
     assert set(reasons) == {"worker stopped (SIGTERM)"}, reasons
+    hold.unlink()
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert read_study(database, "interrupted").count(*FINISHED) == 2
+    assert read_study(database, "interrupted").count(*FINISHED) == 6
 
 
 def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path: Path) -> None:
