@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from trainer.storage import open_storage
 
 from orchestrator import engine, images
+from orchestrator.backends._docker import RUNS_MOUNT
 from orchestrator.database import ManagedPostgres
 from orchestrator.settings import PYTHON_BASE_IMAGE, TRAINER_IMAGE, Instance
 
@@ -93,6 +95,47 @@ def trainer_image(docker_client: docker.DockerClient, report: Report) -> BuiltIm
     report(f"trainer image: {kind} {seconds:.0f} s (wheelhouse and base included)")
     (kwargs,) = calls
     return BuiltImage(image_id, seconds, kwargs, replaced)
+
+
+FAULTS_DOCKERFILE = """\
+FROM hpo-trainer:latest
+COPY faults.py /opt/faults/hpo_faults.py
+ENV PYTHONPATH=/opt/faults
+"""
+
+
+def build_user_image(client: docker.DockerClient, context: Path) -> Iterator[str]:
+    """A user's image built from ``context`` (FROM the trainer image), removed afterwards."""
+    tag = f"hpo-test-user-{uuid.uuid4().hex[:8]}:latest"
+    client.images.build(path=str(context), tag=tag, rm=True, network_mode="none")
+    yield tag
+    client.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def faults_image(
+    docker_client: docker.DockerClient,
+    trainer_image: BuiltImage,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The trainer image plus the misbehaving models of tests/integration/faults.py."""
+    context = tmp_path_factory.mktemp("faults-image")
+    shutil.copy(Path(__file__).with_name("faults.py"), context / "faults.py")
+    (context / "Dockerfile").write_text(FAULTS_DOCKERFILE)
+    yield from build_user_image(docker_client, context)
+
+
+def held_in_containers(faults_image: str, runs_dir: Path, study: str) -> tuple[Path, list[str]]:
+    """The hold file of ``study`` on the host, and the launch options whose trials it holds.
+
+    The workers run ``faults.HeldMLP`` from ``faults_image`` and see the file in their run
+    folder, bind-mounted from the host: removing it here lets the study run on at full speed.
+    """
+    hold = runs_dir / study / "hold"
+    hold.parent.mkdir(parents=True, exist_ok=True)
+    hold.touch()
+    options = ["--image", faults_image, "model._target_=hpo_faults.HeldMLP"]
+    return hold, [*options, f"+model.hold_file={RUNS_MOUNT}/{study}/hold"]
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     HPO,
     BuiltImage,
     Database,
+    held_in_containers,
     read_study,
     trainer_tag,
     wait_for_running_trial,
@@ -160,13 +161,14 @@ def test_cleanup_is_scoped_to_the_launch_and_gc_to_ended_workers(
 
 def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     database: Database,
-    trainer_image: BuiltImage,
+    faults_image: str,
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    command = [HPO, "launch", "--study", "dkill", "--workers", "2", "--trials", "2"]
+    hold, held = held_in_containers(faults_image, tmp_path, "dkill")  # the kill lands mid-trial
+    command = [HPO, "launch", "--study", "dkill", "--workers", "2", "--trials", "4"]
     command += ["--runs-dir", str(tmp_path), "--heartbeat", "10", "--grace", "30"]
-    command += ["--pruner", "none", "trainer.max_epochs=200"]  # ~5 s: the kill lands mid-trial
+    command += ["--pruner", "none", *held]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         victim = wait_for_running_trial(database, "dkill", worker=0)
@@ -175,6 +177,7 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
         )
         container.kill()
         wait_for_state(database, "dkill", victim, TrialState.FAIL, within=5)
+        hold.unlink()  # the other worker runs the rest of the study, the retry among it
         output, _ = launch.communicate(timeout=600)
     finally:
         if launch.poll() is None:
@@ -185,7 +188,7 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
     assert killed.user_attrs["fail_reason"] == "worker w0 died: exit 137"
     retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
     assert [t.params for t in snapshot.trials if retried(t) == victim] == [killed.params]
-    assert snapshot.count(*FINISHED) == 2  # the other worker ran its own trial and the retry
+    assert snapshot.count(*FINISHED) == 4
     assert snapshot.count(TrialState.RUNNING) == 0
     assert "w0 (exit 137)" in output
     assert (
@@ -198,13 +201,13 @@ def test_docker_kill_fails_the_trial_at_once_and_it_is_retried(
 
 def test_ctrl_c_twice_still_removes_every_container_and_the_study_resumes(
     database: Database,
-    trainer_image: BuiltImage,
+    faults_image: str,
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    command = [HPO, "launch", "--study", "dint", "--workers", "2", "--trials", "2"]
-    command += ["--runs-dir", str(tmp_path), "--pruner", "none"]
-    command += ["trainer.max_epochs=200"]  # ~5 s: the signal lands mid-trial
+    hold, held = held_in_containers(faults_image, tmp_path, "dint")  # the signal lands mid-trial
+    command = [HPO, "launch", "--study", "dint", "--workers", "2", "--trials", "4"]
+    command += ["--runs-dir", str(tmp_path), "--pruner", "none", *held]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for_running_trial(database, "dint", worker=0)
@@ -232,6 +235,7 @@ def test_ctrl_c_twice_still_removes_every_container_and_the_study_resumes(
         t.user_attrs.get("fail_reason") for t in snapshot.trials if t.state is TrialState.FAIL
     }
     assert reasons == {"worker stopped (SIGTERM)"}
+    hold.unlink()
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert read_study(database, "dint").count(*FINISHED) == 2
+    assert read_study(database, "dint").count(*FINISHED) == 4

@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     HPO,
     BuiltImage,
     Database,
+    held_in_containers,
     read_study,
     trainer_tag,
     wait_for_running_trial,
@@ -162,13 +163,13 @@ def _container_events(
 
 def test_restart_workers_brings_a_killed_worker_back(
     database: Database,
-    trainer_image: BuiltImage,
+    faults_image: str,
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    command = [HPO, "launch", "--study", "phoenix", "--workers", "1", "--trials", "1"]
-    command += ["--runs-dir", str(tmp_path), "--restart-workers", "1", "--pruner", "none"]
-    command += ["trainer.max_epochs=200"]  # ~5 s: the kill lands mid-trial
+    hold, held = held_in_containers(faults_image, tmp_path, "phoenix")  # the kill lands mid-trial
+    command = [HPO, "launch", "--study", "phoenix", "--workers", "1", "--trials", "3"]
+    command += ["--runs-dir", str(tmp_path), "--restart-workers", "1", "--pruner", "none", *held]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         victim = wait_for_running_trial(database, "phoenix", worker=0)
@@ -177,6 +178,7 @@ def test_restart_workers_brings_a_killed_worker_back(
         )
         container.kill()
         wait_for_state(database, "phoenix", victim, TrialState.FAIL, within=5)
+        hold.unlink()
         output, _ = launch.communicate(timeout=600)
     finally:
         if launch.poll() is None:
@@ -185,7 +187,7 @@ def test_restart_workers_brings_a_killed_worker_back(
     assert launch.returncode == 0, output
     assert "workers restarted: w0 1x (last: exit 137)" in output
     snapshot = read_study(database, "phoenix")
-    assert snapshot.count(*FINISHED) == 1  # the retry, run by the restarted worker
+    assert snapshot.count(*FINISHED) == 3  # the restarted worker ran the retry and the rest
     assert _containers(docker_client, "phoenix") == []
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,42 +10,24 @@ import docker
 import pytest
 from optuna.trial import TrialState
 
-from tests.integration.conftest import HPO, REPO, BuiltImage, Database, read_study
+from tests.integration.conftest import (
+    HPO,
+    REPO,
+    BuiltImage,
+    Database,
+    build_user_image,
+    read_study,
+)
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 EXAMPLE = REPO / "examples" / "custom_model"
-FAULTS_DOCKERFILE = """\
-FROM hpo-trainer:latest
-COPY faults.py /opt/faults/hpo_faults.py
-ENV PYTHONPATH=/opt/faults
-"""
-
-
-def _build(client: docker.DockerClient, context: Path) -> Iterator[str]:
-    tag = f"hpo-test-user-{uuid.uuid4().hex[:8]}:latest"
-    client.images.build(path=str(context), tag=tag, rm=True, network_mode="none")
-    yield tag
-    client.images.remove(tag, force=True)
 
 
 @pytest.fixture(scope="module")
 def custom_image(docker_client: docker.DockerClient, trainer_image: BuiltImage) -> Iterator[str]:
     """examples/custom_model built as its README says."""
-    yield from _build(docker_client, EXAMPLE)
-
-
-@pytest.fixture(scope="module")
-def faults_image(
-    docker_client: docker.DockerClient,
-    trainer_image: BuiltImage,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    """The trainer image plus the misbehaving models of tests/integration/faults.py."""
-    context = tmp_path_factory.mktemp("faults-image")
-    shutil.copy(Path(__file__).with_name("faults.py"), context / "faults.py")
-    (context / "Dockerfile").write_text(FAULTS_DOCKERFILE)
-    yield from _build(docker_client, context)
+    yield from build_user_image(docker_client, EXAMPLE)
 
 
 def _launch(study: str, runs: Path, *args: str) -> subprocess.CompletedProcess[str]:
