@@ -19,6 +19,7 @@ from trainer.pruning import ResilientPruning
 from trainer.search_space import SearchSpace
 from trainer.spec import ExperimentSpec
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
+from trainer.storage import with_retries
 from trainer.tracking import EpochBest, EpochLearningRate, Tracker
 from trainer.trial_config import TrialConfigs
 
@@ -65,7 +66,10 @@ class TrialRunner:
             WorkerStopped: A stop was requested during the fit.
         """
         space = self.space
-        values = space.suggest(trial)
+        grace = self.spec.resilience.grace_s
+        # Sampling writes each param to the study: a database restart is ridden out here as
+        # during the fit (params already written are read back, not sampled again).
+        values = with_retries(lambda: space.suggest(trial), grace)
         groups, keyed = space.assignments(values)
         keyed["paths.output_dir"] = str(self.runs_dir / self.study_name / f"trial-{trial.number}")
         if self.threads is not None:
@@ -75,7 +79,6 @@ class TrialRunner:
         # Per-epoch values are reported whatever the pruner (NopPruner never prunes): the live
         # view and the report show them. Optuna cannot report multi-objective values.
         reports = len(metrics_wanted) == 1
-        grace = self.spec.resilience.grace_s
         callbacks: list[Callback] = (
             [ResilientPruning(trial, metrics_wanted[0], grace)] if reports else []
         )

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from trainer import __version__
 from trainer.spec import ExperimentSpec
+from trainer.storage import with_retries
 from trainer.wandb_runs import RUN_ID_ATTR, init_run, run_id, wandb_dir, wants_online
 
 __all__ = ["RUN_ID_ATTR", "EpochBest", "EpochLearningRate", "Tracker", "TrialRun", "run_id"]
@@ -44,6 +45,11 @@ class Tracker:
     runs_dir: Path
     worker_id: int
     online: bool = field(default_factory=wants_online)
+
+    @property
+    def grace_s(self) -> float:
+        """How long the run's reads and writes to the study wait out a database restart."""
+        return self.spec.resilience.grace_s
 
     def start(self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]) -> TrialRun:
         """Start the run of ``trial``; never raises for W&B's sake (offline at worst)."""
@@ -62,14 +68,17 @@ class Tracker:
         }
         wandb_dir(self.runs_dir, self.study).mkdir(parents=True, exist_ok=True)
         run, self.online = init_run(settings, self.online)
-        trial.set_user_attr(RUN_ID_ATTR, run.id)
+        with_retries(lambda: trial.set_user_attr(RUN_ID_ATTR, run.id), self.grace_s)
         return TrialRun(run, StepWandbLogger(experiment=run, log_model=False), time.monotonic())
 
     def _config(
         self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]
     ) -> dict[str, Any]:
         # Where RetryHeartbeatStaleTrialCallback records the trial this one retries.
-        failed = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        system_attrs = with_retries(
+            lambda: trial.storage.get_trial_system_attrs(trial._trial_id), self.grace_s
+        )
+        failed = system_attrs.get("failed_trial")
         return {
             **params,
             "hpo": {
