@@ -125,17 +125,27 @@ def faults_image(
     yield from build_user_image(docker_client, context)
 
 
+def held(
+    hold: Path, model: str = "tests.integration.faults.HeldMLP", seen_as: str = ""
+) -> list[str]:
+    """Create ``hold``; the overrides whose trials (``faults.HeldMLP``) wait on it after epoch 0.
+
+    ``seen_as`` is the file's path where the workers run, when it differs from the host's.
+    """
+    hold.parent.mkdir(parents=True, exist_ok=True)
+    hold.touch()
+    return [f"model._target_={model}", f"+model.hold_file={seen_as or hold}"]
+
+
 def held_in_containers(faults_image: str, runs_dir: Path, study: str) -> tuple[Path, list[str]]:
     """The hold file of ``study`` on the host, and the launch options whose trials it holds.
 
-    The workers run ``faults.HeldMLP`` from ``faults_image`` and see the file in their run
-    folder, bind-mounted from the host: removing it here lets the study run on at full speed.
+    The workers run ``HeldMLP`` from ``faults_image`` and see the file in their run folder,
+    bind-mounted from the host: removing it here lets the study run on at full speed.
     """
     hold = runs_dir / study / "hold"
-    hold.parent.mkdir(parents=True, exist_ok=True)
-    hold.touch()
-    options = ["--image", faults_image, "model._target_=hpo_faults.HeldMLP"]
-    return hold, [*options, f"+model.hold_file={RUNS_MOUNT}/{study}/hold"]
+    overrides = held(hold, "hpo_faults.HeldMLP", seen_as=f"{RUNS_MOUNT}/{study}/hold")
+    return hold, ["--image", faults_image, *overrides]
 
 
 @pytest.fixture

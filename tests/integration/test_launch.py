@@ -25,6 +25,7 @@ from orchestrator.study import build_spec, create_or_resume
 from tests.integration.conftest import (
     HPO,
     Database,
+    held,
     read_study,
     wait_for_running_trial,
     wait_for_state,
@@ -35,12 +36,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Trials that a fault test interrupts last ~5 s, well past the ~0.5 s it takes to see a running
 # trial in the database: the fault then always lands mid-trial, never after the study ended.
 LONG_TRIAL_EPOCHS = 200
-
-
-def _held(hold_file: Path) -> list[str]:
-    """Overrides whose trials wait after their first epoch while ``hold_file`` exists."""
-    hold_file.touch()
-    return ["model._target_=tests.integration.faults.HeldMLP", f"+model.hold_file={hold_file}"]
 
 
 def _launch(name: str, runs: Path, *args: str) -> list[str]:
@@ -92,7 +87,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
 ) -> None:
     # A grace of 30 s: only the launcher, seeing the worker die, can fail the trial within 5 s.
     command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10")
-    command += ["--grace", "30", "--pruner", "none", *_held(hold := tmp_path / "hold")]
+    command += ["--grace", "30", "--pruner", "none", *held(hold := tmp_path / "hold")]
     with _running(command) as launch:
         victim = wait_for_running_trial(database, "killed", worker=0)
         pattern = "trainer.worker --study killed --worker-id 0"
@@ -286,7 +281,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     database: Database, tmp_path: Path
 ) -> None:
     command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
-    command += ["--pruner", "none", *_held(hold := tmp_path / "hold")]
+    command += ["--pruner", "none", *held(hold := tmp_path / "hold")]
     with _running(command) as launch:
         wait_for_running_trial(database, "interrupted", worker=0)
         started = time.monotonic()
