@@ -39,12 +39,28 @@ def test_new_keys_need_a_plus() -> None:
 
 
 @pytest.mark.parametrize(
+    "override",
+    [
+        "hydra.run.dir=/tmp/run",
+        "hydra.job.chdir=true",
+        "hydra.verbose=true",
+        "hydra/job_logging=disabled",
+    ],
+)
+def test_hydras_own_settings_are_accepted(override: str) -> None:
+    """``python -m trainer.train`` is a Hydra app: its users set ``hydra.*`` as in any other."""
+    cfg = experiment.compose("digits_mlp", [override])
+    assert "hydra" not in cfg
+
+
+@pytest.mark.parametrize(
     ("name", "overrides", "expected"),
     [
         ("nope", [], "unknown experiment `nope`; choose one of: digits_mlp"),
         ("digits_mlp", ["model.hiden_dim=3"], "unknown config key `model.hiden_dim`"),
         ("digits_mlp", ["model.hiden_dim=3"], "hidden_dim"),
         ("digits_mlp", ["nosuch.key=3"], "unknown config key `nosuch.key`"),
+        ("digits_mlp", ["hydra.run.dri=/tmp"], "valid keys under `hydra.run`: dir"),
         ("digits_mlp", ["model.hidden_dim=abc"], "`model.hidden_dim` expects int"),
         ("digits_mlp", ["trainer.max_epochs=2.5"], "`trainer.max_epochs` expects int"),
         ("digits_mlp", ["trainer.enable_progress_bar=1"], "expects bool"),

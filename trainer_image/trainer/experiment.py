@@ -103,7 +103,8 @@ def _compose_checked(overrides: Sequence[str], search: list[str], validate: bool
     groups = [o for o in parsed if _group_options(o.key_or_group, search)]
     for override in groups:
         _check_group_choice(override, search)
-    base = _compose([*search, *(o.input_line or "" for o in groups)])
+    # With Hydra's own node, so that `hydra.run.dir=...` and the like are checked, not refused.
+    base = _compose([*search, *(o.input_line or "" for o in groups)], with_hydra=True)
     for override in parsed:
         if override not in groups and not (override.is_add() or override.is_force_add()):
             _check_value(base, override)
@@ -118,9 +119,11 @@ def _parse(overrides: Sequence[str]) -> list[Override]:
         raise ConfigError(f"malformed override: {first_line}") from None
 
 
-def _compose(overrides: list[str]) -> DictConfig:
+def _compose(overrides: list[str], *, with_hydra: bool = False) -> DictConfig:
     try:
-        return hydra_compose(config_name=ROOT_CONFIG, overrides=overrides)
+        return hydra_compose(
+            config_name=ROOT_CONFIG, overrides=overrides, return_hydra_config=with_hydra
+        )
     except MissingConfigException as e:
         raise ConfigError(str(e).splitlines()[0]) from None
     except HydraException as e:
