@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,21 @@ def test_bad_input_is_one_line_exit_2(args: list[str], expected: str, tmp_path: 
     assert expected in errors[0]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_hydras_own_overrides_reach_hydra(tmp_path: Path) -> None:
+    run_dir = tmp_path / "elsewhere"
+    result = _train("trainer.max_epochs=1", "threads=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "train.log").is_file()
+
+
+def test_hydras_job_logging_can_be_switched_off(tmp_path: Path) -> None:
+    """hpo's own job logging (stderr) is a whole option, so another one replaces it cleanly."""
+    result = _train("trainer.max_epochs=1", "threads=1", "hydra/job_logging=disabled", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "val_acc" in json.loads(result.stdout)
+    assert not list(tmp_path.rglob("train.log"))
 
 
 @pytest.mark.parametrize("wandb_loaded", [False, True])
