@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -43,7 +44,12 @@ def _spec(epochs: int, tracking: str) -> ExperimentSpec:
 
 
 def one_trial(runner: TrialRunner, name: str) -> float:
-    """Seconds for one trial of ``runner`` in a fresh in-memory study."""
+    """Seconds for one trial of ``runner`` in a fresh in-memory study.
+
+    Every such study's trial is number 0: its folder is removed first (untimed), so each trial
+    writes a new one, as in a real study (and Lightning does not warn of a folder in use).
+    """
+    shutil.rmtree(runner.runs_dir / runner.study_name / "trial-0", ignore_errors=True)
     study = optuna.create_study(study_name=name, direction="maximize")
     study.enqueue_trial(PARAMS)
     started = time.perf_counter()
