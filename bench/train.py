@@ -10,12 +10,15 @@ hits both sides alike; medians and their ratio are printed. Also the import time
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +91,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    for name in ("lightning.pytorch", "lightning.fabric"):  # as a worker: no INFO line per fit
+        logging.getLogger(name).setLevel(logging.WARNING)
     times: dict[str, list[float]] = {"lightning": [], "plain": []}
     accuracy: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as out:
@@ -98,6 +103,7 @@ def main() -> None:
         lightning_trial(cfg)  # warm-up: first-call costs (lazy imports, allocator) hit neither side
         for _ in range(args.repeats):
             for name, function in (("lightning", lightning_trial), ("plain", plain_trial)):
+                shutil.rmtree(Path(out, "csv"), ignore_errors=True)  # a fresh folder, as a trial
                 seconds, accuracy[name] = timed(function, cfg)
                 times[name].append(seconds)
     imports = [import_seconds() for _ in range(3)]
