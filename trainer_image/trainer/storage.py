@@ -96,6 +96,8 @@ def where(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError:
         return "<unparsable storage URL>"
+    if not parsed.drivername.startswith("postgresql"):  # e.g. a SQLite file, refused as such
+        return parsed.render_as_string(hide_password=True)
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
 
 
