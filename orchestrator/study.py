@@ -63,6 +63,7 @@ def build_spec(
         raise ConfigError(f"experiment `{name}` has no `search_space`; set `search_space: <name>`.")
     raw_space = OmegaConf.to_container(cfg.search_space, resolve=True)
     space = search_space.parse(raw_space)
+    _refuse_searched_overrides(overrides, space)
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     experiment.compose(name, [*overrides, *space.overrides(space.suggest(probe))], config_dir)
     return ExperimentSpec(
@@ -79,6 +80,19 @@ def build_spec(
         tracking=tracking or Tracking(),
         hpo_version=__version__,
     )
+
+
+def _refuse_searched_overrides(overrides: Sequence[str], space: search_space.SearchSpace) -> None:
+    """An override of a key the space samples would be overwritten by every trial: say so."""
+    searched = space.searched_keys()
+    for override, key in zip(overrides, experiment.override_keys(overrides), strict=True):
+        if key in searched:
+            field = searched[key]
+            raise ConfigError(
+                f"`{override}` would have no effect: every trial samples `{key}` "
+                f"(`{field}`); to fix it at this value, also leave it out of the search: "
+                f"`~{field}`."
+            )
 
 
 def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> None:

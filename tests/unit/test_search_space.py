@@ -51,6 +51,14 @@ def test_every_sample_of_digits_space_composes() -> None:
     assert saw_momentum
 
 
+def test_searched_keys_name_the_field_that_samples_each_key() -> None:
+    searched = _digits_space().searched_keys()
+    assert searched["model.depth"] == "search_space.depth"
+    assert searched["model/optimizer"] == "search_space.optimizer"
+    assert searched["model.optimizer.momentum"] == "search_space.optimizer.conditional.sgd.momentum"
+    assert "trainer.max_epochs" not in searched
+
+
 def test_group_overrides_come_first() -> None:
     space = _digits_space()
     overrides = space.overrides({"lr": 0.01, "optimizer": "sgd", "momentum": 0.9})

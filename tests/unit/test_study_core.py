@@ -28,6 +28,20 @@ def _spec(**changes: object) -> ExperimentSpec:
     return build_spec("digits_mlp", ["trainer.max_epochs=5"], **fields)  # type: ignore[arg-type]
 
 
+def test_a_searched_key_is_fixed_by_leaving_it_out_of_the_search() -> None:
+    spec = build_spec(
+        "digits_mlp",
+        ["model.depth=2", "~search_space.depth"],
+        budget=Budget(12),
+        sampler="tpe",
+        pruner="median",
+        seed=1,
+        resilience=Resilience(),
+    )
+    assert "depth" not in spec.search_space
+    assert spec.config["model"]["depth"] == 2
+
+
 def test_spec_round_trips_through_json() -> None:
     spec = _spec()
     assert ExperimentSpec.from_json(spec.to_json()) == spec
@@ -117,6 +131,8 @@ def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) ->
         (["model.nope=1"], "unknown config key `model.nope`"),
         (["search_space.lr.low=1.0"], "`search_space.lr.low` must be below"),
         (["search_space.depth.type=float3"], "`search_space.depth.type` must be one of"),
+        (["model.depth=2"], "`model.depth=2` would have no effect: every trial samples"),
+        (["model/optimizer=sgd"], "leave it out of the search: `~search_space.optimizer`"),
     ],
 )
 def test_bad_launch_input_exits_2_before_any_side_effect(

@@ -87,6 +87,15 @@ def compose_overrides(
         return _compose_checked(overrides, search, validate)
 
 
+def override_keys(overrides: Sequence[str]) -> list[str]:
+    """The key or group each override sets (``model.depth``, ``model/optimizer``), in order.
+
+    Raises:
+        ConfigError: A malformed override.
+    """
+    return [override.key_or_group for override in _parse(overrides)]
+
+
 def _search_path(config_dir: Path | None) -> list[str]:
     """Hydra's own ``hydra.searchpath`` override: the packaged tree first, then the user's."""
     if config_dir is None:

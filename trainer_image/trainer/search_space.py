@@ -146,6 +146,20 @@ class SearchSpace:
         groups = [f"{key}={hydra_value(value)}" for key, value in pairs if "/" in key]
         return groups, {key: value for key, value in pairs if "/" not in key}
 
+    def searched_keys(self, prefix: str = "search_space") -> dict[str, str]:
+        """Each config key the space sets, with the field that samples it (the first of several).
+
+        An override of such a key on the command line would be overwritten by every trial.
+        """
+        found: dict[str, str] = {}
+        for param in self.params:
+            found.setdefault(param.key, f"{prefix}.{param.name}")
+            if isinstance(param, CategoricalParam):
+                for choice, branch in param.conditional.items():
+                    nested = branch.searched_keys(f"{prefix}.{param.name}.conditional.{choice}")
+                    found = nested | found
+        return found
+
     def walk(self) -> list[Param]:
         """Every parameter at every depth."""
         found: list[Param] = []
