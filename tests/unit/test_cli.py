@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -43,3 +45,27 @@ def test_orchestrator_does_not_import_torch() -> None:
     code = "import sys, orchestrator.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_dashboard_on_a_port_in_use_is_one_line_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An unreachable storage proves the port is checked first, before any connection.
+    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["dashboard", "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+    assert "choose another `--port`" in result.output
+
+
+def test_dashboard_on_an_address_not_of_this_machine_names_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
+    result = runner.invoke(app, ["dashboard", "--host", "192.0.2.1"])  # TEST-NET-1
+    assert result.exit_code == 2
+    assert "choose another `--host`" in result.output
