@@ -51,6 +51,10 @@ def test_run_ids_are_derived_from_study_and_trial() -> None:
 def test_tracking_is_validated_and_absent_means_default() -> None:
     with pytest.raises(ConfigError, match="`--tracking` must be one of: wandb, none"):
         Tracking(backend="tensorboard")
+    with pytest.raises(ConfigError, match="`--wandb-project` 'a/b' is not a W&B name"):
+        Tracking(project="a/b")  # W&B itself would refuse it in every trial
+    with pytest.raises(ConfigError, match=r"`--wandb-entity` 'x+' is not a W&B name"):
+        Tracking(entity="x" * 129)
     spec = _spec(Tracking(project="mine"))
     assert ExperimentSpec.from_json(spec.to_json()).tracking.project == "mine"
     raw = json.loads(spec.to_json())

@@ -30,6 +30,8 @@ Direction = Literal["minimize", "maximize"]
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "none")
 TRACKERS = ("wandb", "none")
+WANDB_NAME_FORBIDDEN = "/\\#?%:"  # W&B refuses these in a project name (wandb.Settings)
+WANDB_NAME_MAX = 128
 
 
 @dataclass(frozen=True)
@@ -98,11 +100,25 @@ class Tracking:
             raise ConfigError(f"`--tracking` must be one of: {choices}; got {self.backend!r}.")
         if not self.project.strip():
             raise ConfigError("`--wandb-project` must not be empty.")
+        for flag, name in (("--wandb-project", self.project), ("--wandb-entity", self.entity)):
+            _check_wandb_name(flag, name)
 
     @property
     def enabled(self) -> bool:
         """Whether trials log to W&B."""
         return self.backend == "wandb"
+
+
+def _check_wandb_name(flag: str, name: str | None) -> None:
+    """W&B's own rule for project names, checked here so that no trial meets it first."""
+    if name is None:
+        return
+    found = sorted(set(name) & set(WANDB_NAME_FORBIDDEN))
+    if found or len(name) > WANDB_NAME_MAX:
+        raise ConfigError(
+            f"`{flag}` {name!r} is not a W&B name: at most {WANDB_NAME_MAX} characters, "
+            f"none of `{WANDB_NAME_FORBIDDEN}`."
+        )
 
 
 @dataclass(frozen=True)
