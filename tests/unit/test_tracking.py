@@ -117,6 +117,23 @@ def test_a_failed_trial_finishes_its_run_with_exit_code_1(tmp_path: Path) -> Non
     assert run.exit_code == 1
 
 
+def test_trials_go_on_without_wandb_when_it_cannot_start_even_offline(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = _spec(epochs=1)
+    tracker = Tracker(spec, "nowb", tmp_path, 0)
+    study = optuna.create_study(direction="maximize")
+    failing = OSError(28, "No space left on device")
+    with patch("trainer.tracking.init_run", side_effect=failing), caplog.at_level("WARNING"):
+        study.optimize(TrialRunner(spec, "nowb", tmp_path, tracker=tracker), n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert all(RUN_ID_ATTR not in t.user_attrs for t in study.trials)
+    warnings = [r.getMessage() for r in caplog.records if "W&B cannot start" in r.getMessage()]
+    assert warnings == [
+        "W&B cannot start ([Errno 28] No space left on device); trials run without W&B runs"
+    ]
+
+
 class _PruneAtOnce(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return True

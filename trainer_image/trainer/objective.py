@@ -86,6 +86,8 @@ class TrialRunner:
             return self._fit(cfg, callbacks, [])
         composed = OmegaConf.to_container(cfg, resolve=True)
         run = self.tracker.start(trial, values, composed)  # type: ignore[arg-type]
+        if run is None:
+            return self._fit(cfg, callbacks, [])
         run.best = EpochBest(metrics_wanted[0], self.spec.objective.directions[0] == "maximize")
         callbacks += [run.best, EpochLearningRate(run.logger)]
         try:

@@ -45,14 +45,20 @@ class Tracker:
     runs_dir: Path
     worker_id: int
     online: bool = field(default_factory=wants_online)
+    warned: bool = False  # that W&B cannot start at all here (said once per worker)
 
     @property
     def grace_s(self) -> float:
         """How long the run's reads and writes to the study wait out a database restart."""
         return self.spec.resilience.grace_s
 
-    def start(self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]) -> TrialRun:
-        """Start the run of ``trial``; never raises for W&B's sake (offline at worst)."""
+    def start(
+        self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]
+    ) -> TrialRun | None:
+        """Start the run of ``trial``: offline if online fails, none if W&B cannot start at all.
+
+        Never raises for W&B's sake: tracking must not cost a trial.
+        """
         number = trial.number
         tracking = self.spec.tracking
         settings = {
@@ -66,8 +72,14 @@ class Tracker:
             "config": self._config(trial, params, cfg),
             "dir": str(wandb_dir(self.runs_dir, self.study)),
         }
-        wandb_dir(self.runs_dir, self.study).mkdir(parents=True, exist_ok=True)
-        run, self.online = init_run(settings, self.online)
+        try:
+            wandb_dir(self.runs_dir, self.study).mkdir(parents=True, exist_ok=True)
+            run, self.online = init_run(settings, self.online)
+        except Exception as e:  # offline too: a full disk, a bad setting, W&B's own bug
+            if not self.warned:
+                log.warning("W&B cannot start (%s); trials run without W&B runs", e)
+                self.warned = True
+            return None
         with_retries(lambda: trial.set_user_attr(RUN_ID_ATTR, run.id), self.grace_s)
         return TrialRun(run, StepWandbLogger(experiment=run, log_model=False), time.monotonic())
 
