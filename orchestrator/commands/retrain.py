@@ -10,6 +10,7 @@ import typer
 from orchestrator import reading
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
+from orchestrator.folders import writable_folder
 from orchestrator.retrain import pick_trial
 from orchestrator.retrain import retrain as retrain_trial
 
@@ -28,7 +29,7 @@ def retrain(
     url = guard(resolve_storage, storage, start=False)
     loaded = guard(reading.load, url, name)
     chosen = guard(pick_trial, loaded.trials, loaded.best, trial)
-    out = runs_dir / name / f"retrain-{chosen.number}"
+    out = guard(writable_folder, runs_dir / name / f"retrain-{chosen.number}", "--runs-dir")
     with stdout.status(f"retraining trial {chosen.number}"):
         done = guard(retrain_trial, loaded.spec, chosen.params, out)
     metric = loaded.spec.objective.metrics[0]

@@ -69,3 +69,20 @@ def test_dashboard_on_an_address_not_of_this_machine_names_the_host(
     result = runner.invoke(app, ["dashboard", "--host", "192.0.2.1"])  # TEST-NET-1
     assert result.exit_code == 2
     assert "choose another `--host`" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "s", "--out", "/dev/null/report"],
+        ["wandb", "s", "--runs-dir", "/dev/null/runs"],
+    ],
+)
+def test_a_folder_that_cannot_be_made_is_one_line_before_the_database(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "cannot make the folder `/dev/null/" in result.output
+    assert "(Not a directory); pass another `--" in result.output

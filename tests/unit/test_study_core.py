@@ -133,6 +133,7 @@ def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) ->
         (["search_space.depth.type=float3"], "`search_space.depth.type` must be one of"),
         (["model.depth=2"], "`model.depth=2` would have no effect: every trial samples"),
         (["model/optimizer=sgd"], "leave it out of the search: `~search_space.optimizer`"),
+        (["--runs-dir", "/dev/null/runs"], "cannot make the folder `/dev/null/runs/"),
     ],
 )
 def test_bad_launch_input_exits_2_before_any_side_effect(
