@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 from trainer.signals import SignalledStop
-from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
+from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wandb_names
 from trainer.storage import check_study_name
 
 from orchestrator import launch as launcher
@@ -64,6 +64,7 @@ def launch(
     budget = guard(Budget, trials, timeout)
     resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
     tracker = guard(Tracking, tracking.value, wandb_project, wandb_entity)
+    guard(check_wandb_names, tracker)
     spec = guard(
         studies.build_spec,
         experiment,

@@ -134,6 +134,7 @@ def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) ->
         (["model.depth=2"], "`model.depth=2` would have no effect: every trial samples"),
         (["model/optimizer=sgd"], "leave it out of the search: `~search_space.optimizer`"),
         (["--runs-dir", "/dev/null/runs"], "cannot make the folder `/dev/null/runs/"),
+        (["--wandb-project", "team/project"], "`--wandb-project` 'team/project' is not a W&B"),
     ],
 )
 def test_bad_launch_input_exits_2_before_any_side_effect(

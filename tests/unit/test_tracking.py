@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 from trainer.errors import ConfigError
 from trainer.objective import TrialRunner
-from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
+from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wandb_names
 from trainer.tracking import StepWandbLogger, Tracker
 from trainer.wandb_runs import RUN_ID_ATTR, run_id, wants_online
 
@@ -52,9 +52,10 @@ def test_tracking_is_validated_and_absent_means_default() -> None:
     with pytest.raises(ConfigError, match="`--tracking` must be one of: wandb, none"):
         Tracking(backend="tensorboard")
     with pytest.raises(ConfigError, match="`--wandb-project` 'a/b' is not a W&B name"):
-        Tracking(project="a/b")  # W&B itself would refuse it in every trial
+        check_wandb_names(Tracking(project="a/b"))  # W&B itself would refuse it in every trial
     with pytest.raises(ConfigError, match=r"`--wandb-entity` 'x+' is not a W&B name"):
-        Tracking(entity="x" * 129)
+        check_wandb_names(Tracking(entity="x" * 129))
+    check_wandb_names(Tracking(project="my-project_2", entity="team"))
     spec = _spec(Tracking(project="mine"))
     assert ExperimentSpec.from_json(spec.to_json()).tracking.project == "mine"
     raw = json.loads(spec.to_json())

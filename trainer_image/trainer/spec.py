@@ -100,8 +100,6 @@ class Tracking:
             raise ConfigError(f"`--tracking` must be one of: {choices}; got {self.backend!r}.")
         if not self.project.strip():
             raise ConfigError("`--wandb-project` must not be empty.")
-        for flag, name in (("--wandb-project", self.project), ("--wandb-entity", self.entity)):
-            _check_wandb_name(flag, name)
 
     @property
     def enabled(self) -> bool:
@@ -109,16 +107,22 @@ class Tracking:
         return self.backend == "wandb"
 
 
-def _check_wandb_name(flag: str, name: str | None) -> None:
-    """W&B's own rule for project names, checked here so that no trial meets it first."""
-    if name is None:
-        return
-    found = sorted(set(name) & set(WANDB_NAME_FORBIDDEN))
-    if found or len(name) > WANDB_NAME_MAX:
-        raise ConfigError(
-            f"`{flag}` {name!r} is not a W&B name: at most {WANDB_NAME_MAX} characters, "
-            f"none of `{WANDB_NAME_FORBIDDEN}`."
-        )
+def check_wandb_names(tracking: Tracking) -> None:
+    """W&B's own rule for project names, checked at launch so that no trial meets it first.
+
+    Not part of ``Tracking`` itself: a study stored before this check must still load.
+
+    Raises:
+        ConfigError: The project or entity has a character W&B refuses, or is too long.
+    """
+    for flag, name in (("--wandb-project", tracking.project), ("--wandb-entity", tracking.entity)):
+        if name is not None and (
+            set(name) & set(WANDB_NAME_FORBIDDEN) or len(name) > WANDB_NAME_MAX
+        ):
+            raise ConfigError(
+                f"`{flag}` {name!r} is not a W&B name: at most {WANDB_NAME_MAX} characters, "
+                f"none of `{WANDB_NAME_FORBIDDEN}`."
+            )
 
 
 @dataclass(frozen=True)
