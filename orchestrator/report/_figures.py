@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -17,7 +18,7 @@ import plotly.graph_objects as go
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["CURVES", "curves_of", "figures"]
+__all__ = ["CURVES", "curves_of", "figures", "quiet_plotting"]
 
 CURVES = "loss curves of the best trials"
 BEST_CURVES = 3
@@ -28,23 +29,40 @@ def figures(study: optuna.Study, best: list[FrozenTrial], runs_dir: Path) -> dic
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     plots: dict[str, Callable[[], go.Figure]] = {}
     if len(study.directions) == 1:
-        plots["optimization history"] = lambda: vis.plot_optimization_history(study)
+        if complete:  # each of these would be an empty chart (and an Optuna warning) without
+            plots["optimization history"] = lambda: vis.plot_optimization_history(study)
         if len(complete) >= 2:
             plots["parameter importances"] = lambda: vis.plot_param_importances(study)
-        plots["parallel coordinates"] = lambda: vis.plot_parallel_coordinate(study)
-        plots["slice plots"] = lambda: vis.plot_slice(study)
+        if complete:
+            plots["parallel coordinates"] = lambda: vis.plot_parallel_coordinate(study)
+            plots["slice plots"] = lambda: vis.plot_slice(study)
         plots["intermediate values (val metric per epoch)"] = lambda: vis.plot_intermediate_values(
             study
         )
     else:
         plots["Pareto front"] = lambda: vis.plot_pareto_front(study)
     made: dict[str, go.Figure] = {}
-    with warnings.catch_warnings():  # experimental and "few trials" warnings: not the reader's
-        warnings.simplefilter("ignore")
+    with quiet_plotting():
         for title, plot in plots.items():
             made[title] = plot()
     made[CURVES] = _curves_figure(study.study_name, best[:BEST_CURVES], runs_dir)
     return made
+
+
+@contextmanager
+def quiet_plotting() -> Iterator[None]:
+    """Optuna's notes while it draws ("experimental", "no complete trials"): not the reader's.
+
+    They would reach the terminal of `hpo report` and of a launch; the page shows what is there.
+    """
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def curves_of(study_name: str, trial: FrozenTrial, runs_dir: Path) -> dict[str, list[float]]:

@@ -6,7 +6,6 @@ here from the same CSV logs.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from matplotlib.axes import Axes
 from optuna.trial import FrozenTrial
 from optuna.visualization import matplotlib as mvis
 
-from orchestrator.report._figures import BEST_CURVES, CURVES, curves_of
+from orchestrator.report._figures import BEST_CURVES, CURVES, curves_of, quiet_plotting
 
 __all__ = ["write_pngs"]
 
@@ -37,12 +36,15 @@ _PLOTS: dict[str, Callable[[optuna.Study], object]] = {
 def write_pngs(
     study: optuna.Study, titles: list[str], best: list[FrozenTrial], runs_dir: Path, out: Path
 ) -> list[Path]:
-    """One PNG per title (the figures the HTML page has); returns their paths."""
+    """One PNG per title (the figures the HTML page has); returns their paths.
+
+    PNGs of the other figures, left by an earlier report of the study, are removed: the folder
+    shows what the page shows.
+    """
     written = []
     for title in titles:
         path = out / f"{_slug(title)}.png"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_plotting():
             if title == CURVES:
                 _curves(study.study_name, best[:BEST_CURVES], runs_dir)
             else:
@@ -52,6 +54,8 @@ def write_pngs(
         figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close("all")
         written.append(path)
+    for title in {*_PLOTS, CURVES} - set(titles):  # from an earlier report of the study
+        (out / f"{_slug(title)}.png").unlink(missing_ok=True)
     return written
 
 
