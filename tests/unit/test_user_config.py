@@ -81,3 +81,16 @@ def test_train_command_takes_hydras_config_dir_flag(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown config key `model.chanels`")
     assert result.stdout == ""
+
+
+def test_a_user_file_that_is_not_yaml_is_named_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "experiment").mkdir()
+    broken = tmp_path / "experiment" / "broken.yaml"
+    broken.write_text("# @package _global_\nmodel:\n  hidden_dim: [1, 2\n")
+    with pytest.raises(ConfigError) as info:
+        experiment.compose("broken", [], tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"`{broken}` line 4 is not valid YAML: expected ',' or ']'")
+    assert "(while parsing a flow sequence from line 3)" in message
+    assert "\n" not in message
+

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -135,9 +136,22 @@ def _compose(overrides: list[str], *, with_hydra: bool = False) -> DictConfig:
         )
     except MissingConfigException as e:
         raise ConfigError(str(e).splitlines()[0]) from None
+    except yaml.YAMLError as e:  # a config file of the user's, most likely
+        raise ConfigError(_yaml_problem(e)) from None
     except HydraException as e:
         lines = [line for line in str(e).splitlines() if line.strip()]
         raise ConfigError(" ".join(lines[:2])) from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Which file, which line, and what the YAML parser expected, in one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"`{mark.name}` line {mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and start is not None:  # where the unfinished construct began
+        problem += f" ({context} from line {start.line + 1})"
+    return f"{where} is not valid YAML: {problem}."
 
 
 def _group_options(group: str, search: list[str]) -> list[str]:
