@@ -94,3 +94,8 @@ def test_a_user_file_that_is_not_yaml_is_named_with_its_line(tmp_path: Path) -> 
     assert "(while parsing a flow sequence from line 3)" in message
     assert "\n" not in message
 
+
+def test_a_target_that_cannot_be_imported_is_a_config_error() -> None:
+    cfg = experiment.compose("digits_mlp", ["model._target_=mypkg.nets.Missing"])
+    with pytest.raises(ConfigError, match=r"`model`: cannot import the `_target_` `mypkg\.nets"):
+        fit.build(cfg)

@@ -7,6 +7,7 @@ in by YAML alone, from any importable package.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,4 +104,9 @@ def _instantiate(group: str, node: DictConfig, **kwargs: Any) -> Any:
         cause = e.__cause__
         if isinstance(cause, ValueError | TypeError):
             raise ConfigError(f"`{group}`: {cause}") from e
+        if isinstance(cause, ImportError):  # a `_target_` that names nothing importable
+            target = re.search(r"target '([^']+)'", str(e))
+            named = f" `{target.group(1)}`" if target else ""
+            reason = str(cause.__cause__ or cause).splitlines()[0]
+            raise ConfigError(f"`{group}`: cannot import the `_target_`{named} ({reason}).") from e
         raise
