@@ -51,7 +51,7 @@ def build_spec(
     config_dir: Path | None = None,
     tracking: Tracking | None = None,
 ) -> ExperimentSpec:
-    """Compose the experiment, validate its search space, and check one sample composes.
+    """Compose the experiment, validate its search space, and check samples of it compose.
 
     ``config_dir`` is a user's config folder, searched after the packaged one.
 
@@ -64,8 +64,7 @@ def build_spec(
     raw_space = OmegaConf.to_container(cfg.search_space, resolve=True)
     space = search_space.parse(raw_space)
     _refuse_searched_overrides(overrides, space)
-    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    experiment.compose(name, [*overrides, *space.overrides(space.suggest(probe))], config_dir)
+    _probe_every_branch(name, overrides, space, config_dir)
     return ExperimentSpec(
         experiment=name,
         overrides=tuple(overrides),
@@ -80,6 +79,37 @@ def build_spec(
         tracking=tracking or Tracking(),
         hpo_version=__version__,
     )
+
+
+def _probe_every_branch(
+    name: str, overrides: Sequence[str], space: search_space.SearchSpace, config_dir: Path | None
+) -> None:
+    """Compose a sample for each choice of a config-group or branching parameter.
+
+    One random sample checks every always-sampled key; a choice that picks a config group or
+    opens a sub-space changes what composes, so each is tried once (the rest sampled at random).
+
+    Raises:
+        ConfigError: A sample does not compose; the message says it came from the search space.
+    """
+    probes = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    branching = [
+        {param.name: choice}
+        for param in space.params
+        if isinstance(param, search_space.CategoricalParam)
+        and ("/" in param.key or param.conditional)
+        for choice in param.choices
+    ]
+    for fixed in branching or [{}]:
+        if fixed:
+            probes.enqueue_trial(fixed)
+        values = space.suggest(probes.ask())
+        try:
+            experiment.compose(name, [*overrides, *space.overrides(values)], config_dir)
+        except ConfigError as e:
+            reason = str(e).split(" Use `+", 1)[0]  # no `+key=` here: the space names its keys
+            branch = "".join(f" ({key}: {choice})" for key, choice in fixed.items())
+            raise ConfigError(f"search space{branch}: {reason}") from None
 
 
 def _refuse_searched_overrides(overrides: Sequence[str], space: search_space.SearchSpace) -> None:

@@ -99,3 +99,46 @@ def test_a_target_that_cannot_be_imported_is_a_config_error() -> None:
     cfg = experiment.compose("digits_mlp", ["model._target_=mypkg.nets.Missing"])
     with pytest.raises(ConfigError, match=r"`model`: cannot import the `_target_` `mypkg\.nets"):
         fit.build(cfg)
+
+
+def _experiment_with_space(folder: Path, space_yaml: str) -> None:
+    (folder / "search_space").mkdir(parents=True)
+    (folder / "experiment").mkdir()
+    (folder / "search_space" / "mine.yaml").write_text(space_yaml)
+    (folder / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /search_space: mine\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("space_yaml", "expected"),
+    [
+        (  # a choice of a config group that does not exist: found whichever a sample would pick
+            "opt: {type: categorical, key: model/optimizer, choices: [adamw, sgd, rmsprop]}\n",
+            "search space (opt: rmsprop): unknown `model/optimizer` option `rmsprop`",
+        ),
+        (  # a typo in a key of one branch's sub-space
+            "opt:\n  type: categorical\n  key: model/optimizer\n  choices: [adamw, sgd]\n"
+            "  conditional:\n    sgd:\n"
+            "      mom: {type: float, key: model.optimizer.momentun, low: 0.5, high: 0.9}\n",
+            "search space (opt: sgd): unknown config key `model.optimizer.momentun`",
+        ),
+    ],
+)
+def test_every_branch_of_a_search_space_is_composed_before_the_study(
+    space_yaml: str, expected: str, tmp_path: Path
+) -> None:
+    _experiment_with_space(tmp_path, space_yaml)
+    with pytest.raises(ConfigError) as info:
+        study.build_spec(
+            "mine",
+            [],
+            budget=Budget(2),
+            sampler="random",
+            pruner="none",
+            seed=0,
+            resilience=Resilience(),
+            config_dir=tmp_path,
+        )
+    assert str(info.value).startswith(expected)
+    assert "Use `+" not in str(info.value)
