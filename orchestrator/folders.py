@@ -7,29 +7,35 @@ of a study or of a long retrain.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["writable_folder"]
+__all__ = ["check_writable_folder"]
 
 
-def writable_folder(path: Path, option: str) -> Path:
-    """Make ``path`` (and its parents) if need be, and check that files can be written in it.
+def check_writable_folder(path: Path, option: str) -> None:
+    """Check that ``path`` can be made (if missing) and written in, leaving nothing behind.
 
-    Returns:
-        ``path``, which now exists.
+    It is made for the check, then what was made is removed again: a command refused later
+    (by the database, say) must not leave an empty run folder, and the command that writes
+    makes it then.
 
     Raises:
         ConfigError: It cannot be made, is not a folder, or is not writable.
     """
+    missing = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as e:
         raise ConfigError(
-            f"cannot make the folder `{path}` ({e.strerror}); pass another `{option}`."
+            f"cannot write in `{path}` ({e.strerror}); pass another `{option}`."
         ) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write in `{path}` (permission denied); pass another `{option}`.")
-    return path
+    finally:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()

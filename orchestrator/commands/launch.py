@@ -19,7 +19,7 @@ from orchestrator.commands._backend import BackendName, make_backend
 from orchestrator.commands._storage import resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
-from orchestrator.folders import writable_folder
+from orchestrator.folders import check_writable_folder
 from orchestrator.settings import TRAINER_IMAGE
 from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
@@ -77,7 +77,7 @@ def launch(
         config_dir=config_dir,
         tracking=tracker,
     )
-    guard(writable_folder, runs_dir / name, "--runs-dir")
+    guard(check_writable_folder, runs_dir / name, "--runs-dir")
     cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
     resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker, gpus=gpus_per_worker)
     runner = guard(make_backend, backend, name, image, resources, workers)

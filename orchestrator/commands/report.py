@@ -9,7 +9,7 @@ import typer
 
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
-from orchestrator.folders import writable_folder
+from orchestrator.folders import check_writable_folder
 
 
 def report(
@@ -28,7 +28,8 @@ def report(
     """Write the study's report: history, importances, curves, all trials, how to retrain."""
     from orchestrator.report import write_report  # matplotlib and plotly: ~0.5 s, only here
 
-    folder = guard(writable_folder, out or runs_dir / name / "report", "--out")
+    folder = out or runs_dir / name / "report"
+    guard(check_writable_folder, folder, "--out")
     url = guard(resolve_storage, storage, start=False)
     with stdout.status("drawing the report"):
         index = guard(write_report, url, name, runs_dir, folder)

@@ -10,7 +10,7 @@ import typer
 from orchestrator import reading
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
-from orchestrator.folders import writable_folder
+from orchestrator.folders import check_writable_folder
 from orchestrator.retrain import pick_trial
 from orchestrator.retrain import retrain as retrain_trial
 
@@ -29,7 +29,8 @@ def retrain(
     url = guard(resolve_storage, storage, start=False)
     loaded = guard(reading.load, url, name)
     chosen = guard(pick_trial, loaded.trials, loaded.best, trial)
-    out = guard(writable_folder, runs_dir / name / f"retrain-{chosen.number}", "--runs-dir")
+    out = runs_dir / name / f"retrain-{chosen.number}"
+    guard(check_writable_folder, out, "--runs-dir")
     with stdout.status(f"retraining trial {chosen.number}"):
         done = guard(retrain_trial, loaded.spec, chosen.params, out)
     metric = loaded.spec.objective.metrics[0]

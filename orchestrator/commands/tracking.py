@@ -13,7 +13,7 @@ from trainer.wandb_runs import wandb_dir, wants_online
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.errors import ConfigError
-from orchestrator.folders import writable_folder
+from orchestrator.folders import check_writable_folder
 from orchestrator.study_run import log_study_run_at
 
 StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
@@ -26,7 +26,7 @@ def wandb(
     storage: StorageOption = None,
 ) -> None:
     """Log (again) the study's summary run: all trials in a table, history, importances."""
-    guard(writable_folder, wandb_dir(runs_dir, name), "--runs-dir")
+    guard(check_writable_folder, wandb_dir(runs_dir, name), "--runs-dir")
     url = guard(resolve_storage, storage, start=False)
     with stdout.status("logging the study run"):
         run = guard(log_study_run_at, url, name, runs_dir)

@@ -84,5 +84,5 @@ def test_a_folder_that_cannot_be_made_is_one_line_before_the_database(
     monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
     result = runner.invoke(app, args)
     assert result.exit_code == 2
-    assert "cannot make the folder `/dev/null/" in result.output
+    assert "cannot write in `/dev/null/" in result.output
     assert "(Not a directory); pass another `--" in result.output

@@ -133,7 +133,7 @@ def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) ->
         (["search_space.depth.type=float3"], "`search_space.depth.type` must be one of"),
         (["model.depth=2"], "`model.depth=2` would have no effect: every trial samples"),
         (["model/optimizer=sgd"], "leave it out of the search: `~search_space.optimizer`"),
-        (["--runs-dir", "/dev/null/runs"], "cannot make the folder `/dev/null/runs/"),
+        (["--runs-dir", "/dev/null/runs"], "cannot write in `/dev/null/runs/"),
         (["--wandb-project", "team/project"], "`--wandb-project` 'team/project' is not a W&B"),
     ],
 )
