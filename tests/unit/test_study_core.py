@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import optuna
 import pytest
 from rich.console import Console
@@ -16,7 +18,9 @@ from orchestrator.progress import render, take_snapshot
 from orchestrator.study import build_spec
 
 
-def _spec(**changes: object) -> ExperimentSpec:
+def _spec(
+    overrides: Sequence[str] = ("trainer.max_epochs=5",), **changes: object
+) -> ExperimentSpec:
     fields: dict[str, object] = {
         "budget": Budget(12),
         "sampler": "tpe",
@@ -25,19 +29,11 @@ def _spec(**changes: object) -> ExperimentSpec:
         "resilience": Resilience(),
     }
     fields.update(changes)
-    return build_spec("digits_mlp", ["trainer.max_epochs=5"], **fields)  # type: ignore[arg-type]
+    return build_spec("digits_mlp", overrides, **fields)  # type: ignore[arg-type]
 
 
 def test_a_searched_key_is_fixed_by_leaving_it_out_of_the_search() -> None:
-    spec = build_spec(
-        "digits_mlp",
-        ["model.depth=2", "~search_space.depth"],
-        budget=Budget(12),
-        sampler="tpe",
-        pruner="median",
-        seed=1,
-        resilience=Resilience(),
-    )
+    spec = _spec(["model.depth=2", "~search_space.depth"])
     assert "depth" not in spec.search_space
     assert spec.config["model"]["depth"] == 2
 
