@@ -19,14 +19,13 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
-from rich.live import Live
 from trainer.signals import SignalledStop
 from trainer.spec import ExperimentSpec
 from trainer.storage import open_storage, with_retries
 
 from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import STOP_TIMEOUT_S, Backend, WorkerHandle, WorkerSpec, WorkerState
-from orchestrator.progress import Snapshot, render, take_snapshot
+from orchestrator.progress import Snapshot, live_view, render, take_snapshot
 
 __all__ = ["LaunchPlan", "run"]
 
@@ -87,7 +86,7 @@ def run(
         for worker in range(plan.workers):
             stop.check()
             fleet.start(worker)
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
+        with live_view(console) as live:
             while not stop.is_set():
                 retried(fleet.poll)
                 live.update(render(refresh()))

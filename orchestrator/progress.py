@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from rich.console import Group
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 from trainer.budget import Counts
 
 from orchestrator.backends import WorkerState
 
-__all__ = ["Snapshot", "render", "take_snapshot"]
+__all__ = ["Snapshot", "live_view", "render", "take_snapshot"]
+
+
+@contextmanager
+def live_view(console: Console) -> Iterator[Live]:
+    """Rich's ``Live`` display, whose last frame also ends its line when output is not a terminal.
+
+    Rich ends the line only on a terminal; in a log or a pipe, what is printed next (the summary,
+    the detached message, "stopping the workers") would continue the table's last line.
+    """
+    try:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            yield live
+    finally:
+        if not console.is_terminal:
+            console.line()
 
 
 @dataclass(frozen=True)

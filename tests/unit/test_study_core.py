@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 
 import optuna
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 
 from orchestrator.backends import WorkerState, state_from_exit
 from orchestrator.cli import app
-from orchestrator.progress import render, take_snapshot
+from orchestrator.progress import live_view, render, take_snapshot
 from orchestrator.study import build_spec
 
 
@@ -176,3 +178,16 @@ def test_unreachable_storage_names_host_and_port_never_the_password(
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("error: cannot use the study database at 127.0.0.1:9/hpo")
     assert "canary-7f3a" not in result.output
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_the_live_view_ends_its_last_line_in_a_log_too(interrupted: bool) -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=40)  # a file: not a terminal
+    expected = pytest.raises(KeyboardInterrupt) if interrupted else contextlib.nullcontext()
+    with expected, live_view(console) as live:
+        live.update("w0  running")
+        if interrupted:
+            raise KeyboardInterrupt
+    console.print("detached: 1 workers run on")
+    assert out.getvalue().endswith("w0  running\ndetached: 1 workers run on\n")
