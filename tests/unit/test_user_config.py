@@ -9,12 +9,26 @@ from pathlib import Path
 import pytest
 from trainer import experiment, fit
 from trainer.errors import ConfigError
-from trainer.spec import Budget, Resilience
+from trainer.spec import Budget, ExperimentSpec, Resilience
 
 from orchestrator import study
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_model"
 USER_CONF = EXAMPLE / "conf"
+
+
+def _spec_of(name: str, config_dir: Path) -> ExperimentSpec:
+    """The spec ``hpo launch --experiment name --config-dir config_dir`` would store."""
+    return study.build_spec(
+        name,
+        [],
+        budget=Budget(trials=4),
+        sampler="tpe",
+        pruner="median",
+        seed=None,
+        resilience=Resilience(),
+        config_dir=config_dir,
+    )
 
 
 def test_user_experiments_are_listed_beside_ours() -> None:
@@ -49,16 +63,7 @@ def test_missing_config_folder_is_named(tmp_path: Path) -> None:
 
 
 def test_spec_of_a_user_experiment_validates_its_search_space() -> None:
-    spec = study.build_spec(
-        "digits_cnn",
-        [],
-        budget=Budget(trials=4),
-        sampler="tpe",
-        pruner="median",
-        seed=None,
-        resilience=Resilience(),
-        config_dir=USER_CONF,
-    )
+    spec = _spec_of("digits_cnn", USER_CONF)
     assert set(spec.search_space) == {"channels", "dropout", "lr"}
     assert spec.objective.metrics == ("val_acc",)
 
@@ -130,15 +135,6 @@ def test_every_branch_of_a_search_space_is_composed_before_the_study(
 ) -> None:
     _experiment_with_space(tmp_path, space_yaml)
     with pytest.raises(ConfigError) as info:
-        study.build_spec(
-            "mine",
-            [],
-            budget=Budget(2),
-            sampler="random",
-            pruner="none",
-            seed=0,
-            resilience=Resilience(),
-            config_dir=tmp_path,
-        )
+        _spec_of("mine", tmp_path)
     assert str(info.value).startswith(expected)
     assert "Use `+" not in str(info.value)
