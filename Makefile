@@ -48,12 +48,20 @@ demo: ## A newcomer's first run: install, images, 4 workers x 24 trials, live vi
 
 # The compose stack runs as the person typing (files in hpo-runs/ stay theirs), in the socket's group.
 COMPOSE_ENV = HPO_UID=$$(id -u) HPO_GID=$$(id -g) DOCKER_GID=$$(stat -c %g /var/run/docker.sock)
+# `make up` passes on only the knobs make itself was given (`make up WORKERS=4`): the environment
+# outranks .env for compose, so passing make's defaults would silently undo a user's .env.
+given = $(if $(filter command line environment,$(origin $(1))),$(2)="$($(1))")
+STACK_KNOBS = $(call given,WORKERS,HPO_WORKERS) $(call given,TRIALS,HPO_TRIALS) \
+	$(call given,EXPERIMENT,HPO_EXPERIMENT) $(call given,ARGS,HPO_ARGS)
 
-up: image ## The compose stack: Postgres, one study (WORKERS, TRIALS), optuna-dashboard on :8080
+# The Postgres image is one that is here (built offline if need be), unless the environment or
+# .env names one.
+up: image ## The compose stack: Postgres, one study (.env, or WORKERS, TRIALS...), optuna-dashboard
 	mkdir -p hpo-runs .hpo-compose
-	$(COMPOSE_ENV) POSTGRES_IMAGE=$$($(BIN)/hpo image postgres) HPO_WORKERS=$(WORKERS) \
-		HPO_TRIALS=$(TRIALS) HPO_EXPERIMENT=$(EXPERIMENT) HPO_ARGS="$(ARGS)" docker compose up -d
-	@echo "dashboard: http://127.0.0.1:$${HPO_DASHBOARD_PORT:-8080}/dashboard/  study progress: docker compose logs -f orchestrator"
+	if [ -z "$${POSTGRES_IMAGE:-}" ] && ! grep -qs '^ *POSTGRES_IMAGE=' .env; then \
+		POSTGRES_IMAGE=$$($(BIN)/hpo image postgres) || exit; export POSTGRES_IMAGE; fi; \
+	$(COMPOSE_ENV) $(STACK_KNOBS) docker compose up -d
+	@echo "dashboard: http://$$(docker compose port dashboard 8080)/dashboard/  study progress: docker compose logs -f orchestrator"
 
 down: ## Stop the compose stack and its workers; the data volume is kept (docker compose down -v deletes it)
 	$(COMPOSE_ENV) docker compose down

@@ -1,0 +1,83 @@
+"""`make up`: which knobs reach `docker compose up`, run against stand-ins for docker and hpo.
+
+Compose ranks the environment above `.env`, so whatever `make up` exports wins over a user's
+`.env`; these tests run the real recipe with a `docker` that records what it was given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDED = ("HPO_WORKERS", "HPO_TRIALS", "HPO_EXPERIMENT", "HPO_ARGS", "POSTGRES_IMAGE")
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+
+
+def _stand_ins(bin_dir: Path, record: Path) -> None:
+    """A `docker` that writes its compose environment to ``record``; an `hpo` naming an image."""
+    bin_dir.mkdir()
+    lines = "\n".join(f'echo "{name}=${{{name}-<unset>}}" >> {record}' for name in RECORDED)
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = port ]; then echo 127.0.0.1:8093; exit 0; fi\n'
+        f'echo "args=$*" >> {record}\n{lines}\n'
+    )
+    hpo = bin_dir / "hpo"
+    hpo.write_text('#!/bin/sh\n[ "$*" = "image postgres" ] && echo postgres-built-here:15\n')
+    for tool in (docker, hpo):
+        tool.chmod(0o755)
+
+
+def _make_up(folder: Path, *make_args: str) -> tuple[dict[str, str], str]:
+    """What `docker compose up` was given by ``make up make_args``, and what make printed."""
+    bin_dir, record = folder / "fake-bin", folder / "docker-calls"
+    _stand_ins(bin_dir, record)
+    env = {k: v for k, v in os.environ.items() if k not in RECORDED}
+    env = {**env, "PATH": f"{bin_dir}:{env['PATH']}"}
+    for name in ("WORKERS", "TRIALS", "EXPERIMENT", "ARGS"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [
+            "make",
+            "-s",
+            "-f",
+            str(REPO / "Makefile"),
+            "-o",
+            "image",
+            "up",
+            f"BIN={bin_dir}",
+            *make_args,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    given = dict(line.split("=", 1) for line in record.read_text().splitlines())
+    return given, done.stdout
+
+
+def test_dot_env_knobs_are_not_overridden_by_make_defaults(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HPO_WORKERS=4\nPOSTGRES_IMAGE=postgres:16-alpine\n")
+    given, printed = _make_up(tmp_path)
+    assert given["args"] == "compose up -d"
+    for name in RECORDED:  # all left to compose: .env, then compose.yaml's defaults
+        assert given[name] == "<unset>", name
+    assert "dashboard: http://127.0.0.1:8093/dashboard/" in printed
+
+
+def test_knobs_given_to_make_reach_compose(tmp_path: Path) -> None:
+    given, _ = _make_up(tmp_path, "WORKERS=3", "ARGS=trainer.max_epochs=30 --cpus-per-worker 1")
+    assert given["HPO_WORKERS"] == "3"
+    assert given["HPO_ARGS"] == "trainer.max_epochs=30 --cpus-per-worker 1"
+    assert given["HPO_TRIALS"] == "<unset>"
+    assert given["POSTGRES_IMAGE"] == "postgres-built-here:15"  # nothing named one: hpo's
