@@ -25,7 +25,7 @@ from trainer.storage import open_storage, with_retries
 
 from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import STOP_TIMEOUT_S, Backend, WorkerHandle, WorkerSpec, WorkerState
-from orchestrator.progress import Snapshot, live_view, render, take_snapshot
+from orchestrator.progress import Snapshot, live_view, take_snapshot
 
 __all__ = ["LaunchPlan", "run"]
 
@@ -86,10 +86,10 @@ def run(
         for worker in range(plan.workers):
             stop.check()
             fleet.start(worker)
-        with live_view(console) as live:
+        with live_view(console) as show:
             while not stop.is_set():
                 retried(fleet.poll)
-                live.update(render(refresh()))
+                show(refresh())
                 if fleet.all_finished:
                     break
                 if plan.detach and fleet.all_running:

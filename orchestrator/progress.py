@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -12,27 +12,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from trainer.budget import Counts
 
 from orchestrator.backends import WorkerState
 
-__all__ = ["Snapshot", "live_view", "render", "take_snapshot"]
-
-
-@contextmanager
-def live_view(console: Console) -> Iterator[Live]:
-    """Rich's ``Live`` display, whose last frame also ends its line when output is not a terminal.
-
-    Rich ends the line only on a terminal; in a log or a pipe, what is printed next (the summary,
-    the detached message, "stopping the workers") would continue the table's last line.
-    """
-    try:
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
-            yield live
-    finally:
-        if not console.is_terminal:
-            console.line()
+__all__ = ["Show", "Snapshot", "live_view", "render", "take_snapshot"]
 
 
 @dataclass(frozen=True)
@@ -103,18 +89,67 @@ def take_snapshot(
     )
 
 
+Show = Callable[["Snapshot"], None]
+
+
+@contextmanager
+def live_view(console: Console) -> Iterator[Show]:
+    """Show a launch's snapshots: a live table on a terminal, one line per change in a log.
+
+    Rich's ``Live`` draws only its last frame when the output is not a terminal (``docker compose
+    logs``, a pipe, CI), so a long study would show nothing until it ended. There, a line is
+    printed when a trial finishes or a worker ends, and the last frame (the table) at the end.
+    """
+    if console.is_terminal and not console.is_dumb_terminal:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            yield lambda snapshot: live.update(render(snapshot))
+        return
+    lines = _ChangeLines(console)
+    try:
+        yield lines.show
+    finally:
+        if lines.last is not None:
+            console.print(render(lines.last))
+
+
+class _ChangeLines:
+    """Progress for a log: the counts when they change, and each worker that ends or restarts."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.last: Snapshot | None = None
+
+    def show(self, snapshot: Snapshot) -> None:
+        previous, self.last = self.last, snapshot
+        if previous is None or self._key(snapshot) != self._key(previous):
+            best = snapshot.best
+            best_text = f"  best {best.value:.4f} (trial {best.number})" if best else ""
+            cells = "  ".join(_head_cells(snapshot))
+            self._print(f"{cells}  {_state_cells(snapshot.counts)}{best_text}")
+        for worker, state in sorted(snapshot.workers.items()):
+            before = previous.workers.get(worker) if previous else None
+            restarted = snapshot.restarts.get(worker, 0) > (
+                previous.restarts.get(worker, 0) if previous else 0
+            )
+            if (state.finished and state is not before) or restarted:
+                note = _worker_note(snapshot, worker, markup=False)
+                self._print(f"{snapshot.study}  w{worker} {state}" + (f": {note}" if note else ""))
+
+    @staticmethod
+    def _key(snapshot: Snapshot) -> tuple[int, int, int | None]:
+        best = snapshot.best
+        return (snapshot.counts.finished, snapshot.counts.failed, best.number if best else None)
+
+    def _print(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def render(snapshot: Snapshot) -> Group:
     """Rich renderable: progress line, states, best so far, workers."""
     counts = snapshot.counts
-    eta = snapshot.remaining_s
     head = Table.grid(padding=(0, 2))
-    head.add_row(
-        f"[bold]{snapshot.study}[/]",
-        f"{counts.finished}/{snapshot.budget} trials",
-        f"{snapshot.per_minute:.1f}/min",
-        f"elapsed {_clock(snapshot.elapsed_s)}",
-        f"left ~{_clock(eta)}" if eta is not None else "left ?",
-    )
+    study, *rest = _head_cells(snapshot)
+    head.add_row(f"[bold]{escape(study)}[/]", *rest)
     states = Table.grid(padding=(0, 2))
     states.add_row(
         f"complete {counts.complete}",
@@ -133,6 +168,25 @@ def render(snapshot: Snapshot) -> Group:
     return Group(*parts)
 
 
+def _head_cells(snapshot: Snapshot) -> list[str]:
+    """Study, trials done of the budget, pace, elapsed and time left (plain text)."""
+    eta = snapshot.remaining_s
+    return [
+        snapshot.study,
+        f"{snapshot.counts.finished}/{snapshot.budget} trials",
+        f"{snapshot.per_minute:.1f}/min",
+        f"elapsed {_clock(snapshot.elapsed_s)}",
+        f"left ~{_clock(eta)}" if eta is not None else "left ?",
+    ]
+
+
+def _state_cells(counts: Counts) -> str:
+    return (
+        f"complete {counts.complete}  pruned {counts.pruned}  failed {counts.failed}  "
+        f"running {counts.running}"
+    )
+
+
 def _workers_table(snapshot: Snapshot) -> Table:
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
     for column in ("worker", "state", "trial", "epoch", "note"):
@@ -144,14 +198,16 @@ def _workers_table(snapshot: Snapshot) -> Table:
     return table
 
 
-def _worker_note(snapshot: Snapshot, worker: int) -> str:
+def _worker_note(snapshot: Snapshot, worker: int, *, markup: bool = True) -> str:
     """Why a worker failed (red while it stays down), and how often it was restarted."""
     reason = snapshot.failure_reasons.get(worker)
     restarts = snapshot.restarts.get(worker, 0)
     if snapshot.workers.get(worker) is WorkerState.FAILED:
-        return f"[red]{reason or 'failed'}[/]"
+        text = reason or "failed"
+        return f"[red]{escape(text)}[/]" if markup else text
     if restarts:
-        return f"restarted {restarts}x (last: {reason})"
+        text = f"restarted {restarts}x (last: {reason})"
+        return escape(text) if markup else text
     return ""
 
 

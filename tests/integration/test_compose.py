@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -127,7 +128,10 @@ def test_compose_up_runs_a_study_and_serves_the_dashboard(
         all=True, ignore_removed=True, filters={"label": labels}
     )
     exit_code = orchestrator.wait(timeout=600)["StatusCode"]
-    assert exit_code == 0, stack.compose("logs", "orchestrator").stdout
+    logs = stack.compose("logs", "--no-color", "orchestrator").stdout
+    assert exit_code == 0, logs
+    # Not a terminal: the progress comes as lines while the study runs, not only as its last table.
+    assert re.search(r"composed  [1-3]/4 trials", logs), logs[-3000:]
 
     status, page = _get(f"{stack.dashboard}/dashboard/")
     assert status == 200 and b"<html" in page.lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import optuna
 import pytest
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from orchestrator.backends import WorkerState, state_from_exit
 from orchestrator.cli import app
-from orchestrator.progress import live_view, render, take_snapshot
+from orchestrator.progress import Snapshot, live_view, render, take_snapshot
 from orchestrator.study import build_spec
 
 
@@ -180,14 +181,33 @@ def test_unreachable_storage_names_host_and_port_never_the_password(
     assert "canary-7f3a" not in result.output
 
 
+def _snapshot(done: int, workers: dict[int, WorkerState], **more: Any) -> Snapshot:
+    counts = Counts(complete=done, running=sum(s is WorkerState.RUNNING for s in workers.values()))
+    return Snapshot("s", 4, counts, None, 0, {}, workers, elapsed_s=65.0, **more)
+
+
 @pytest.mark.parametrize("interrupted", [False, True])
-def test_the_live_view_ends_its_last_line_in_a_log_too(interrupted: bool) -> None:
+def test_in_a_log_each_change_is_one_line_and_the_last_table_ends_it(interrupted: bool) -> None:
+    # A file is not a terminal: there Rich's Live would print its last frame only, at the end.
     out = io.StringIO()
-    console = Console(file=out, width=40)  # a file: not a terminal
+    console = Console(file=out, width=100)
+    both = {0: WorkerState.RUNNING, 1: WorkerState.RUNNING}
     expected = pytest.raises(KeyboardInterrupt) if interrupted else contextlib.nullcontext()
-    with expected, live_view(console) as live:
-        live.update("w0  running")
+    with expected, live_view(console) as show:
+        show(_snapshot(0, both))
+        show(_snapshot(0, both))  # nothing new: no line
+        show(_snapshot(1, both))
+        oom = {1: "exit 137 (OOMKilled)"}
+        show(_snapshot(1, {**both, 1: WorkerState.FAILED}, failure_reasons=oom))
         if interrupted:
             raise KeyboardInterrupt
     console.print("detached: 1 workers run on")
-    assert out.getvalue().endswith("w0  running\ndetached: 1 workers run on\n")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("s  0/4 trials  0.0/min  elapsed 1:05  left ?  complete 0")
+    assert lines[1].startswith("s  1/4 trials")
+    assert lines[2] == "s  w1 failed: exit 137 (OOMKilled)"
+    assert [line.split() for line in lines[-3:-1]] == [
+        ["w0", "running", "-", "-"],
+        ["w1", "failed", "-", "-", "exit", "137", "(OOMKilled)"],
+    ]
+    assert lines[-1] == "detached: 1 workers run on"
