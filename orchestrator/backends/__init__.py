@@ -12,6 +12,7 @@ from orchestrator.backends._base import (
     WorkerHandle,
     WorkerSpec,
     WorkerState,
+    exit_with_last_line,
     state_from_exit,
 )
 from orchestrator.backends._docker import DockerBackend
@@ -33,6 +34,7 @@ __all__ = [
     "WorkerSpec",
     "WorkerState",
     "check_capacity",
+    "exit_with_last_line",
     "gpu_ids",
     "state_from_exit",
     "visible_gpus",

@@ -8,17 +8,21 @@ from pathlib import Path
 from typing import Protocol
 
 __all__ = [
+    "LAST_LINES",
     "STOP_TIMEOUT_S",
     "Backend",
     "WorkerHandle",
     "WorkerSpec",
     "WorkerState",
+    "exit_with_last_line",
     "state_from_exit",
 ]
 
 # How long a worker has, after SIGTERM, to fail its trial in the database (riding out a short
 # outage) and close its W&B run before it is killed: on Ctrl-C of its launch and on `hpo stop`.
 STOP_TIMEOUT_S = 30
+LAST_LINE_CHARS = 160
+LAST_LINES = 20  # read from the end of a worker's log to find its last non-blank line
 
 
 class WorkerState(enum.StrEnum):
@@ -43,6 +47,23 @@ def state_from_exit(code: int | None, stopped: bool) -> WorkerState:
     if stopped:
         return WorkerState.STOPPED
     return WorkerState.SUCCEEDED if code == 0 else WorkerState.FAILED
+
+
+def exit_with_last_line(code: int, output: str) -> str:
+    """The exit code and the worker's last line: the summary and the trial say why, no log needed.
+
+    A worker that exits by itself (1-127) last printed why: a traceback's final line, an
+    "error: ..." line, or the init's ``exec python failed`` for an image without Python. After a
+    signal (128 and up) or exit 0, its last line is an unrelated log line and is left out.
+    """
+    reason = f"exit {code}"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if not 0 < code < 128 or not lines:
+        return reason
+    last = lines[-1]
+    if len(last) > LAST_LINE_CHARS:
+        last = last[: LAST_LINE_CHARS - 3] + "..."
+    return f"{reason}: {last}"
 
 
 @dataclass(frozen=True)

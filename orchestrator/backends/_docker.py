@@ -23,7 +23,14 @@ from docker.errors import NotFound
 from docker.models.containers import Container
 from docker.types import DeviceRequest
 
-from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
+from orchestrator.backends._base import (
+    LAST_LINES,
+    WorkerHandle,
+    WorkerSpec,
+    WorkerState,
+    exit_with_last_line,
+    state_from_exit,
+)
 from orchestrator.backends._docker_events import DeathWatch
 from orchestrator.backends._resources import WorkerResources, gpu_ids
 from orchestrator.engine import translated
@@ -129,13 +136,15 @@ class DockerBackend:
             return ""
 
     def exit_reason(self, handle: WorkerHandle) -> str:
-        """Why a finished container ended: its exit code, and "OOM-killed" when it was."""
+        """Why a finished container ended: its exit code and last line, or "OOM-killed"."""
         try:
             state = self.client.containers.get(handle.id).attrs["State"]
         except NotFound:
             return "gone"
-        reason = f"exit {state.get('ExitCode')}"
-        return f"{reason}, OOM-killed" if state.get("OOMKilled") else reason
+        code = int(state.get("ExitCode", 1))
+        if state.get("OOMKilled"):
+            return f"exit {code}, OOM-killed"
+        return exit_with_last_line(code, self.logs(handle, tail=LAST_LINES))
 
     def wait(self, timeout_s: float) -> None:
         """Until the engine reports a death of this launch's containers, or ``timeout_s``."""

@@ -9,7 +9,14 @@ import sys
 import time
 from collections import deque
 
-from orchestrator.backends._base import WorkerHandle, WorkerSpec, WorkerState, state_from_exit
+from orchestrator.backends._base import (
+    LAST_LINES,
+    WorkerHandle,
+    WorkerSpec,
+    WorkerState,
+    exit_with_last_line,
+    state_from_exit,
+)
 
 __all__ = ["LocalBackend"]
 
@@ -80,11 +87,13 @@ class LocalBackend:
             return "".join(deque(f, maxlen=tail))
 
     def exit_reason(self, handle: WorkerHandle) -> str:
-        """The exit code, or the signal that killed the process."""
+        """The exit code and last line, or the signal that killed the process."""
         code = self._processes[handle.id].poll()
-        if code is not None and code < 0:
+        if code is None:
+            return "running"
+        if code < 0:
             return f"killed by signal {-code}"
-        return f"exit {code}"
+        return exit_with_last_line(code, self.logs(handle, tail=LAST_LINES))
 
     def wait(self, timeout_s: float) -> None:
         """A plain tick: a dead process is seen at the next poll."""

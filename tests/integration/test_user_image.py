@@ -105,3 +105,25 @@ def test_oom_killed_worker_is_reported_in_the_trial_and_the_summary(
         )
         == []
     )
+
+
+@pytest.fixture
+def image_without_hpo(
+    docker_client: docker.DockerClient, trainer_image: BuiltImage, tmp_path: Path
+) -> Iterator[str]:
+    """The trainer image less hpo: what a user's image built from another base looks like."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM hpo-trainer:latest\nUSER root\nRUN python -m pip uninstall -q -y hpo\nUSER hpo\n"
+    )
+    yield from build_user_image(docker_client, tmp_path)
+
+
+def test_an_image_without_hpo_fails_its_worker_with_the_reason_in_the_summary(
+    database: Database, image_without_hpo: str, tmp_path: Path
+) -> None:
+    result = _launch("nohpo", tmp_path / "runs", "--trials", "1", "--image", image_without_hpo)
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = " ".join(result.stdout.split())  # the summary wraps at the terminal's width
+    assert "workers that failed: w0 (exit 1: " in said
+    assert "No module named 'trainer'" in said
+    assert "Traceback" not in result.stdout + result.stderr

@@ -15,7 +15,7 @@ from trainer.errors import ConfigError
 from trainer.spec import Budget, ExperimentSpec, Resilience
 from typer.testing import CliRunner
 
-from orchestrator.backends import WorkerState, state_from_exit
+from orchestrator.backends import WorkerState, exit_with_last_line, state_from_exit
 from orchestrator.cli import app
 from orchestrator.progress import Snapshot, live_view, render, take_snapshot
 from orchestrator.study import build_spec
@@ -112,6 +112,27 @@ def test_deadline_stops_new_trials() -> None:
 )
 def test_state_from_exit(code: int | None, stopped: bool, state: WorkerState) -> None:
     assert state_from_exit(code, stopped) is state
+
+
+TRACEBACK = "Traceback (most recent call last):\n  ...\nModuleNotFoundError: No module named 'x'\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "output", "reason"),
+    [
+        (1, TRACEBACK, "exit 1: ModuleNotFoundError: No module named 'x'"),
+        (
+            127,
+            "[FATAL tini (7)] exec python failed\n\n",
+            "exit 127: [FATAL tini (7)] exec python failed",
+        ),
+        (1, "", "exit 1"),
+        (137, TRACEBACK, "exit 137"),  # killed: its last line says nothing of why
+        (2, "x" * 500, "exit 2: " + "x" * 157 + "..."),
+    ],
+)
+def test_an_exit_reason_carries_the_workers_last_line(code: int, output: str, reason: str) -> None:
+    assert exit_with_last_line(code, output) == reason
 
 
 @pytest.mark.parametrize(
