@@ -27,6 +27,7 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["experiment=digits_mlp", "model.activation=swish"], "`model.activation` must be one of"),
         (["experiment=digits_mlp", "data.val_fraction=0.9"], "`data.val_fraction`"),
         (["model._target_=mypkg.Net"], "`model`: cannot import the `_target_` `mypkg.Net`"),
+        (["trainer.devices=0"], "`trainer`: `Trainer(devices=0)` value is not a valid input"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], expected: str, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
@@ -102,7 +103,8 @@ def _instantiate(group: str, node: DictConfig, **kwargs: Any) -> Any:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
         cause = e.__cause__
-        if isinstance(cause, ValueError | TypeError):
+        # Lightning's MisconfigurationException is its ValueError: `max_epochs=-2`, no GPU.
+        if isinstance(cause, ValueError | TypeError | MisconfigurationException):
             raise ConfigError(f"`{group}`: {cause}") from e
         if isinstance(cause, ImportError):  # a `_target_` that names nothing importable
             target = re.search(r"target '([^']+)'", str(e))
