@@ -17,6 +17,7 @@ from rich.table import Table
 from trainer.budget import Counts
 
 from orchestrator.backends import WorkerState
+from orchestrator.reading import fail_reason
 
 __all__ = ["Show", "Snapshot", "live_view", "render", "take_snapshot"]
 
@@ -36,6 +37,7 @@ class Snapshot:
     finished_since_start: int = 0
     failure_reasons: Mapping[int, str] = field(default_factory=dict)  # worker -> why it failed
     restarts: Mapping[int, int] = field(default_factory=dict)  # worker -> times restarted
+    last_failure: tuple[int, str] | None = None  # the latest FAIL trial: (number, why)
 
     @property
     def per_minute(self) -> float:
@@ -76,6 +78,7 @@ def take_snapshot(
         if t.state is TrialState.RUNNING
     }
     single = len(study.directions) == 1
+    failed = [t for t in trials if t.state is TrialState.FAIL]
     return Snapshot(
         study=study.study_name,
         budget=budget,
@@ -86,6 +89,7 @@ def take_snapshot(
         workers=dict(workers),
         elapsed_s=time.monotonic() - started,
         finished_since_start=counts.finished - finished_at_start,
+        last_failure=(failed[-1].number, fail_reason(failed[-1])) if failed else None,
     )
 
 

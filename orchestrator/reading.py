@@ -24,12 +24,21 @@ __all__ = [
     "StudyRow",
     "best_trials",
     "delete",
+    "fail_reason",
     "load",
     "opened",
     "retrain_command",
     "rows",
     "spec_of",
 ]
+
+
+def fail_reason(trial: FrozenTrial) -> str:
+    """Why a FAIL trial failed, as its worker or launcher recorded it.
+
+    A trial without a reason was failed by a peer for a stale heartbeat: its worker died unseen.
+    """
+    return str(trial.user_attrs.get("fail_reason", "heartbeat lost (worker died?)"))
 
 
 @dataclass(frozen=True)

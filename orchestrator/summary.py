@@ -22,6 +22,9 @@ def print_summary(final: Snapshot, failed_workers: list[int], max_failed: int) -
         f"{counts.running} running",
         soft_wrap=True,
     )
+    if final.last_failure is not None:
+        number, reason = final.last_failure
+        stdout.print(f"last failure: trial {number}: {reason}", markup=False, soft_wrap=True)
     if final.best is not None:
         stdout.print(
             f"best value {final.best.value:.4f} (trial {final.best.number}): {final.best.params}",

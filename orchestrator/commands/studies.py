@@ -44,8 +44,11 @@ def status(name: StudyName, storage: Storage = None) -> None:
                 f"running: trial {trial.number} on w{trial.user_attrs.get('worker')}, epoch {epoch}"
             )
     for trial in [t for t in trials if t.state is TrialState.FAIL][-5:]:
-        reason = trial.user_attrs.get("fail_reason", "heartbeat lost (worker died?)")
-        stdout.print(f"failed: trial {trial.number}: {reason}", markup=False, soft_wrap=True)
+        stdout.print(
+            f"failed: trial {trial.number}: {reading.fail_reason(trial)}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def best(

@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 from rich.console import Console
 from trainer.budget import BudgetGate, Counts, Verdict
 from trainer.errors import ConfigError
@@ -19,6 +20,7 @@ from orchestrator.backends import WorkerState, exit_with_last_line, state_from_e
 from orchestrator.cli import app
 from orchestrator.progress import Snapshot, live_view, render, take_snapshot
 from orchestrator.study import build_spec
+from orchestrator.summary import print_summary
 
 
 def _spec(
@@ -189,6 +191,24 @@ def test_live_view_renders_counts_best_and_workers() -> None:
     assert "2/10 trials" in text
     assert "best 0.9000" in text
     assert "w1" in text
+
+
+def test_the_summary_says_why_the_latest_trial_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    study = optuna.create_study()
+    for reason in ("worker w0 died: exit 137", "`trainer`: `max_epochs` must be >= -1"):
+        trial = study.ask()
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+    study.tell(study.ask(), state=TrialState.FAIL)  # failed by a peer: no reason recorded
+    snapshot = take_snapshot(study, 4, {0: WorkerState.SUCCEEDED}, 0.0, 0)
+    assert snapshot.last_failure == (2, "heartbeat lost (worker died?)")
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", "`trainer`: `max_epochs` must be >= -1")
+    study.tell(trial, state=TrialState.FAIL)
+    assert print_summary(take_snapshot(study, 4, {}, 0.0, 0), [], max_failed=2) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "more than --max-failed 2" in out
+    assert "last failure: trial 3: `trainer`: `max_epochs` must be >= -1" in out
 
 
 def test_unreachable_storage_names_host_and_port_never_the_password(
