@@ -6,6 +6,7 @@ Commands call the library through ``console.guard``, which turns an ``HpoError``
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -55,6 +56,22 @@ for command in (
     app.command()(command)
 
 
+def _reflow_help(typer_app: typer.Typer) -> None:
+    """Join the lines of each paragraph of every command's docstring.
+
+    Typer's rich mode keeps a docstring's single line breaks after its first paragraph, so `--help`
+    wrapped raggedly wherever the terminal is narrower than the source lines.
+    """
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            paragraphs = inspect.cleandoc(doc).split("\n\n")
+            info.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
 ConfigDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -94,6 +111,9 @@ def show_config(
 def version() -> None:
     """Print hpo's version."""
     stdout.print(__version__)
+
+
+_reflow_help(app)
 
 
 def main() -> None:

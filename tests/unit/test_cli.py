@@ -21,6 +21,16 @@ def test_help_lists_commands_and_exit_codes() -> None:
     assert "Exit codes" in result.output
 
 
+@pytest.mark.parametrize("command", [["logs"], ["image", "postgres"]])
+def test_help_paragraphs_flow_at_the_terminals_width(command: list[str]) -> None:
+    # Wide enough for each paragraph on one line: a break inside one came from the source.
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    head = result.output.split("╭")[0]  # before the first box of options
+    prose = [line.strip() for line in head.splitlines() if line.strip()]
+    assert len(prose) == 3, prose  # usage, the first paragraph, the second paragraph
+
+
 def test_experiments_lists_digits() -> None:
     result = runner.invoke(app, ["experiments"])
     assert result.exit_code == 0
