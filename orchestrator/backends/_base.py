@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,8 @@ __all__ = [
 STOP_TIMEOUT_S = 30
 LAST_LINE_CHARS = 160
 LAST_LINES = 20  # read from the end of a worker's log to find its last non-blank line
+# What trainer.worker.LOG_FORMAT puts before each message: "<date> <time> worker-<k> <LEVEL> ".
+_WORKER_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ worker-\d+ [A-Z]+ ")
 
 
 class WorkerState(enum.StrEnum):
@@ -60,7 +63,7 @@ def exit_with_last_line(code: int, output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     if not 0 < code < 128 or not lines:
         return reason
-    last = lines[-1]
+    last = _WORKER_LOG_PREFIX.sub("", lines[-1], count=1)
     if len(last) > LAST_LINE_CHARS:
         last = last[: LAST_LINE_CHARS - 3] + "..."
     return f"{reason}: {last}"

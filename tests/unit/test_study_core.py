@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from trainer.budget import BudgetGate, Counts, Verdict
 from trainer.errors import ConfigError
 from trainer.spec import Budget, ExperimentSpec, Resilience
+from trainer.worker import LOG_FORMAT
 from typer.testing import CliRunner
 
 from orchestrator.backends import WorkerState, exit_with_last_line, state_from_exit
@@ -135,6 +137,14 @@ TRACEBACK = "Traceback (most recent call last):\n  ...\nModuleNotFoundError: No 
 )
 def test_an_exit_reason_carries_the_workers_last_line(code: int, output: str, reason: str) -> None:
     assert exit_with_last_line(code, output) == reason
+
+
+def test_an_exit_reason_leaves_out_the_workers_log_prefix() -> None:
+    formatter = logging.Formatter(LOG_FORMAT.format(worker_id=3))
+    record = logging.LogRecord(
+        "trainer.worker", logging.ERROR, "", 0, "study s not found", (), None
+    )
+    assert exit_with_last_line(2, formatter.format(record) + "\n") == "exit 2: study s not found"
 
 
 @pytest.mark.parametrize(

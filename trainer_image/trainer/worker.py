@@ -29,6 +29,8 @@ from trainer.tracking import Tracker
 from trainer.trial_loop import TrialLoop
 
 log = logging.getLogger("trainer.worker")
+# The launcher strips this prefix from a dead worker's last line to say why it ended.
+LOG_FORMAT = "%(asctime)s worker-{worker_id} %(levelname)s %(message)s"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,9 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run trials until the budget, the deadline or the failure limit; 0 unless hpo itself fails."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s worker-{args.worker_id} %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(worker_id=args.worker_id))
     quiet_optuna()
     # Lightning's INFO lines (devices, a tip, why the fit stopped) would repeat every trial; the
     # worker says once which devices it sees, and one line per trial how it ended.
