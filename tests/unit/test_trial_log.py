@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from trainer.errors import ConfigError
 from trainer.stopping import StopRequest
 
 from tests.trial_loops import make_loop, reserve
@@ -31,6 +32,10 @@ def _nan(trial: optuna.Trial) -> list[float]:
     return [float("nan")]  # a diverged fit: Optuna refuses the value
 
 
+def _refused(trial: optuna.Trial) -> list[float]:
+    raise ConfigError("`trainer`: `max_epochs` must be a non-negative integer or -1.")
+
+
 @pytest.mark.parametrize(
     ("objective", "expected"),
     [
@@ -50,14 +55,20 @@ def test_a_finished_trial_logs_its_state_time_values_and_params(
     assert len([m for m in messages if re.fullmatch(expected, m)]) == 1, messages
 
 
-@pytest.mark.parametrize(("objective", "trials"), [(_failed, 2), (_nan, 1)])
-def test_a_nan_value_fails_the_trial_with_the_reason_and_no_retry(
-    tmp_path: Path, objective: object, trials: int
+@pytest.mark.parametrize(
+    ("objective", "trials", "reason"),
+    [
+        (_failed, 2, "RuntimeError: diverged"),
+        (_nan, 1, "nan is not acceptable"),
+        (_refused, 1, "ConfigError: `trainer`: `max_epochs` must be"),
+    ],
+)
+def test_a_failure_the_same_params_would_repeat_is_not_retried(
+    tmp_path: Path, objective: object, trials: int, reason: str
 ) -> None:
     loop, study = make_loop(tmp_path, objective, StopRequest(), max_retry=1)
     loop.run_one(reserve(loop))
     first, *retries = study.get_trials()
     assert first.state is TrialState.FAIL
-    assert len(retries) == trials - 1  # an error is retried; NaN would diverge again
-    if objective is _nan:
-        assert "nan is not acceptable" in first.user_attrs["fail_reason"]
+    assert len(retries) == trials - 1  # an error is retried; NaN or a refused config would repeat
+    assert reason in first.user_attrs["fail_reason"]

@@ -21,6 +21,7 @@ from optuna.study._tell import _check_values_are_feasible, _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from trainer.budget import BudgetGate, Reservation, Verdict
+from trainer.errors import ConfigError
 from trainer.heartbeat import Heartbeat
 from trainer.spec import Resilience
 from trainer.stopping import StopRequest, WorkerStopped
@@ -90,6 +91,10 @@ class TrialLoop:
         except WorkerStopped:
             self._fail(trial, trial_id, started, "worker stopped (SIGTERM)")
             raise
+        except ConfigError as e:  # the same params would be refused again: no retry
+            log.error("trial %d: %s", trial.number, e)
+            self._fail(trial, trial_id, started, f"{type(e).__name__}: {e}")
+            return
         except Exception as e:
             log.exception("trial %d failed", trial.number)
             if self._fail(trial, trial_id, started, f"{type(e).__name__}: {e}"):
