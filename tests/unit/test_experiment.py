@@ -67,6 +67,12 @@ def test_hydras_own_settings_are_accepted(override: str) -> None:
         ("digits_mlp", ["model/optimizer=adam"], "choose one of: adamw, sgd"),
         ("digits_mlp", ["model.hidden_dim=="], "malformed override"),
         ("digits_mlp", ["logger=null"], "use `~logger` to leave it out"),
+        (
+            "digits_mlp",
+            ["trainer.max_epochs=${epochs}"],
+            "`trainer.max_epochs`: Interpolation key 'epochs' not found.",
+        ),
+        ("digits_mlp", ["+model.extra=${data.nope}"], "Interpolation key 'data.nope' not found"),
     ],
 )
 def test_bad_overrides_name_the_key(name: str, overrides: list[str], expected: str) -> None:
@@ -75,3 +81,8 @@ def test_bad_overrides_name_the_key(name: str, overrides: list[str], expected: s
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_an_interpolation_only_a_running_app_resolves_is_left_to_the_run() -> None:
+    cfg = experiment.compose("digits_mlp", ["trainer.default_root_dir=${hydra:runtime.output_dir}"])
+    assert "default_root_dir: ${hydra:runtime.output_dir}" in OmegaConf.to_yaml(cfg)

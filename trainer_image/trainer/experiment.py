@@ -21,6 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import GrammarParseError, InterpolationKeyError, OmegaConfBaseException
 
 from trainer.errors import ConfigError
 
@@ -118,7 +119,22 @@ def _compose_checked(overrides: Sequence[str], search: list[str], validate: bool
     for override in parsed:
         if override not in groups and not (override.is_add() or override.is_force_add()):
             _check_value(base, override)
-    return _compose([*search, *overrides])
+    composed = _compose([*search, *overrides])
+    _check_interpolations(composed)
+    return composed
+
+
+def _check_interpolations(cfg: DictConfig) -> None:
+    """A ``${key}`` that names no key, or is malformed, would fail every run: say so now.
+
+    Other resolution errors pass: a resolver may need the running app (``${hydra:...}``).
+    """
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except (InterpolationKeyError, GrammarParseError) as e:
+        raise ConfigError(f"`{e.full_key}`: {str(e.msg).splitlines()[0]}.") from None
+    except OmegaConfBaseException:
+        pass
 
 
 def _parse(overrides: Sequence[str]) -> list[Override]:
