@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from trainer import experiment
 from trainer.storage import quiet_optuna
 
@@ -22,6 +23,7 @@ from orchestrator.commands.launch import launch
 from orchestrator.commands.report import report
 from orchestrator.commands.retrain import retrain
 from orchestrator.console import guard, stdout
+from orchestrator.errors import ConfigError
 
 EPILOG = (
     "Exit codes: 0 success; 1 the run finished but some workers or trials failed; "
@@ -103,8 +105,17 @@ def show_config(
 ) -> None:
     """Print the composed config of an experiment, exactly as a trial would receive it."""
     cfg = guard(experiment.compose, name, overrides or [], config_dir)
-    yaml = OmegaConf.to_yaml(cfg, resolve=resolve)
+    yaml = guard(_to_yaml, cfg, resolve=resolve)
     stdout.print(yaml, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def _to_yaml(cfg: DictConfig, *, resolve: bool) -> str:
+    """The config as YAML; an interpolation that resolves only inside a run is a ConfigError."""
+    try:
+        return OmegaConf.to_yaml(cfg, resolve=resolve)
+    except OmegaConfBaseException as e:
+        where = f"`{e.full_key}`: " if e.full_key else ""
+        raise ConfigError(f"{where}{str(e.msg).splitlines()[0]} (drop --resolve)") from None
 
 
 @app.command()

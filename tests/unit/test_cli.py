@@ -43,6 +43,15 @@ def test_config_prints_the_composed_yaml() -> None:
     assert "depth: 3" in result.output
 
 
+def test_config_resolve_of_an_interpolation_only_a_run_has_is_one_line() -> None:
+    override = "trainer.default_root_dir=${hydra:runtime.output_dir}"
+    result = runner.invoke(app, ["config", "digits_mlp", override, "--resolve"])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: `trainer.default_root_dir`: ")
+    assert line.endswith("HydraConfig was not set (drop --resolve)")
+
+
 def test_bad_experiment_is_one_line_and_exit_2() -> None:
     result = runner.invoke(app, ["config", "nope"])
     assert result.exit_code == 2
