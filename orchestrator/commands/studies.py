@@ -89,7 +89,15 @@ def delete(
 ) -> None:
     """Delete a study and all its trials from the database (run folders are kept)."""
     url = guard(resolve_storage, storage, start=False)
+    trials, running = guard(_trials_and_running, url, name)  # no such study: said before asking
     if not yes:
-        typer.confirm(f"Delete study {name} and all its trials?", abort=True)
+        still = f"; {running} still RUNNING (`hpo stop {name}` first?)" if running else ""
+        typer.confirm(f"Delete study {name} and its {trials} trials{still}?", abort=True)
     guard(reading.delete, url, name)
     stdout.print(f"deleted {name}")
+
+
+def _trials_and_running(url: str, name: str) -> tuple[int, int]:
+    with reading.opened(url, name) as study:
+        trials = study.get_trials(deepcopy=False)
+    return len(trials), sum(t.state is TrialState.RUNNING for t in trials)
