@@ -8,6 +8,7 @@ the machine, and no worker of an earlier launch of the same study still runs.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import uuid
 from contextlib import suppress
 
@@ -56,6 +57,7 @@ def make_backend(
             machine, or an earlier launch's workers of the study still run.
     """
     if name is BackendName.local:
+        _check_trainer_installed()
         return LocalBackend()
     client = engine.connect()
     gpus = visible_gpus()
@@ -76,6 +78,20 @@ def make_backend(
         secrets_dir=config_dir() / "secrets" / launch_id,
         gpus_available=gpus,
     )
+
+
+def _check_trainer_installed() -> None:
+    """Local workers run this interpreter's ``python -m trainer.worker``: it needs the extra.
+
+    Found, not imported: importing torch and Lightning here would cost the launch seconds.
+    """
+    missing = [name for name in ("torch", "lightning") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"`--backend local` runs the workers here and needs the trainer extra "
+            f"({', '.join(missing)} missing): pip install 'hpo[trainer]', or use the default "
+            "docker backend."
+        )
 
 
 def _ensure_image(client: docker.DockerClient, image: str) -> None:

@@ -57,3 +57,18 @@ def test_hpo_command_and_packaged_configs(base_venv: Path) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "torch.optim.SGD" in shown.stdout
+
+
+def test_a_local_launch_without_the_trainer_extra_says_what_to_install(
+    base_venv: Path, tmp_path: Path
+) -> None:
+    hpo = str(base_venv / "bin" / "hpo")
+    command = [hpo, "launch", "--backend", "local", "--trials", "1", "--runs-dir", str(tmp_path)]
+    # An unreachable database proves the check comes before it is touched.
+    env = {"HPO_STORAGE": "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(
+        "error: `--backend local` runs the workers here and needs the trainer extra "
+        "(torch, lightning missing)"
+    )
