@@ -45,6 +45,25 @@ def test_hydras_own_overrides_reach_hydra(tmp_path: Path) -> None:
     result = _train("trainer.max_epochs=1", "threads=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (run_dir / "train.log").is_file()
+    assert (run_dir / "csv" / "metrics.csv").is_file()  # the curves beside the run's log
+
+
+def test_a_multirun_sweep_runs_each_job_in_its_own_folder(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ("-m", "model.depth=1,2", "threads=1", f"hydra.sweep.dir={sweep}")
+    result = _train(*args, "trainer.max_epochs=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = [json.loads(line) for line in result.stdout.splitlines()]  # stdout: JSON lines only
+    assert [m["epochs"] for m in metrics] == [1.0, 1.0]
+    for job in ("0", "1"):
+        assert (sweep / job / "train.log").is_file()
+        assert (sweep / job / "csv" / "metrics.csv").is_file()
+
+
+def test_a_multirun_checks_its_overrides_first(tmp_path: Path) -> None:
+    result = _train("-m", "model.widht=1,2", "trainer.max_epochs=1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown config key `model.widht`")
 
 
 def test_hydras_job_logging_can_be_switched_off(tmp_path: Path) -> None:

@@ -25,7 +25,14 @@ from omegaconf.errors import GrammarParseError, InterpolationKeyError, OmegaConf
 
 from trainer.errors import ConfigError
 
-__all__ = ["CONFIG_MODULE", "ROOT_CONFIG", "compose", "compose_overrides", "list_experiments"]
+__all__ = [
+    "CONFIG_MODULE",
+    "ROOT_CONFIG",
+    "compose",
+    "compose_overrides",
+    "first_job",
+    "list_experiments",
+]
 
 CONFIG_MODULE = "trainer.conf"
 ROOT_CONFIG = "config"
@@ -87,6 +94,29 @@ def compose_overrides(
         return _compose_checked(overrides, search, validate)
     with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
         return _compose_checked(overrides, search, validate)
+
+
+def first_job(overrides: Sequence[str]) -> list[str]:
+    """The overrides of a Hydra multirun's first job: each sweep (``a=1,2``) at its first value.
+
+    Checking them checks every key, and each sweep's first value, before Hydra starts the jobs.
+    A sweep that cannot be enumerated (``interval(...)``, ``glob(...)``) is left out.
+
+    Raises:
+        ConfigError: A malformed override.
+    """
+    first: list[str] = []
+    for override in _parse(overrides):
+        if not override.is_sweep_override():
+            first.append(override.input_line or "")
+            continue
+        try:
+            value = next(iter(override.sweep_string_iterator()), None)
+        except HydraException:
+            continue
+        if value is not None:
+            first.append(f"{override.get_key_element()}={value}")
+    return first
 
 
 def override_keys(overrides: Sequence[str]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Hydra's ``@hydra.main`` gives the run its own folder (config, log and curves under
 ``outputs/<experiment>/<time>``), and its flags: ``--config-dir DIR`` adds a user's config
-folder. The overrides are validated with the compose API first, so a mistake ends in one line and
+folder, and ``-m`` runs a sweep (``model.depth=1,2``), one job after another. The overrides are
+validated with the compose API first (a sweep's first job), so a mistake ends in one line and
 exit code 2 rather than Hydra's traceback. The final metrics are printed to stdout as one JSON
 line; logs go to stderr.
 """
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from trainer import experiment
@@ -25,8 +27,10 @@ USAGE_ERROR = 2
 def main() -> None:
     """Validate the command line's overrides, then run through ``@hydra.main``."""
     overrides, config_dir = _split_command_line(sys.argv[1:])
+    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     try:
-        experiment.compose_overrides(overrides, config_dir)
+        checked = experiment.first_job(overrides) if multirun else overrides
+        experiment.compose_overrides(checked, config_dir)
     except ConfigError as e:
         _fail(e)
     _train()
@@ -51,6 +55,9 @@ def _split_command_line(args: list[str]) -> tuple[list[str], Path | None]:
 def _train(cfg: DictConfig) -> None:
     from trainer import fit  # torch loads only once the config is known to be good
 
+    # The job's own folder: a multirun's jobs (<sweep dir>/<job number>) would otherwise share one
+    # `${now:...}` folder, and each job's curves overwrite the last's.
+    cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
     try:
         metrics = fit.run(cfg)
     except ConfigError as e:
