@@ -15,6 +15,7 @@ import optuna
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import RDBStorage
+from optuna.trial import TrialState
 from sqlalchemy import text
 from trainer import experiment, search_space
 from trainer.spec import (
@@ -33,8 +34,15 @@ from orchestrator.errors import ConfigError
 
 __all__ = ["build_spec", "check_connections", "create_or_resume"]
 
-# Budget and version may change on resume (that is how a study is extended).
-RESUMABLE_CHANGES = ("budget", "hpo_version", "tracking")
+# What may change on resume: the budget (that is how a study is extended), the version, tracking,
+# and the failure limits (how many failures to tolerate, not what a trial computes).
+RESUMABLE_CHANGES = (
+    "budget",
+    "hpo_version",
+    "tracking",
+    "resilience.max_failed",
+    "resilience.max_retry",
+)
 LAUNCHER_CONNECTIONS = 4
 RESERVED_CONNECTIONS = 3  # Postgres keeps these for superusers
 
@@ -125,23 +133,28 @@ def _refuse_searched_overrides(overrides: Sequence[str], space: search_space.Sea
             )
 
 
-def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> None:
+def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> int:
     """Create the study with ``spec`` in its user attrs, or resume it if its spec matches.
 
+    Returns:
+        Its COMPLETE + PRUNED trials. At or above ``spec``'s budget the stored spec is left as it
+        was: there is nothing to run.
+
     Raises:
-        ConfigError: The study exists with another spec (the message lists what changed).
+        ConfigError: The study exists with another spec (the message lists what changed), or
+            has more failed trials than ``--max-failed`` (its workers would stop at once).
         StorageError: The database cannot be reached.
     """
     storage = open_storage(url, study_name)
     try:
-        _create_or_resume(storage, study_name, spec, force=force)
+        return _create_or_resume(storage, study_name, spec, force=force)
     finally:
         storage.engine.dispose()
 
 
 def _create_or_resume(
     storage: RDBStorage, study_name: str, spec: ExperimentSpec, *, force: bool
-) -> None:
+) -> int:
     try:
         study = optuna.create_study(
             storage=storage, study_name=study_name, directions=list(spec.objective.directions)
@@ -149,7 +162,7 @@ def _create_or_resume(
         study.set_user_attr(STARTED_ATTR, time.time())
         study.set_user_attr(SPEC_ATTR, spec.to_json())
         study.set_metric_names(list(spec.objective.metrics))  # the dashboard's axis titles
-        return
+        return 0
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage)
     stored = study.user_attrs.get(SPEC_ATTR)
@@ -161,7 +174,19 @@ def _create_or_resume(
         hint = "pass `--force` to resume it anyway, or choose another `--study`"
         listed = "\n".join(changes)
         raise ConfigError(f"study `{study_name}` exists with another spec; {hint}:\n{listed}")
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    finished = sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states)
+    if finished >= spec.budget.trials:
+        return finished
+    failed, limit = states.count(TrialState.FAIL), spec.resilience.max_failed
+    if failed > limit:
+        raise ConfigError(
+            f"study `{study_name}` has {failed} failed trials, more than `--max-failed` {limit}: "
+            f"its workers would stop at once. Raise `--max-failed` (`hpo status {study_name}` "
+            "shows why they failed)."
+        )
     study.set_user_attr(SPEC_ATTR, spec.to_json())
+    return finished
 
 
 def check_connections(url: str, study_name: str, workers: int) -> None:

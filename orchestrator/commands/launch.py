@@ -85,7 +85,8 @@ def launch(
     # Containers reach Postgres by its name on the private network; local processes cannot.
     worker_url = network_url if backend is BackendName.docker else url
     guard(studies.check_connections, url, name, workers)
-    guard(studies.create_or_resume, url, name, spec, force=force)
+    if _budget_reached(name, guard(studies.create_or_resume, url, name, spec, force=force), trials):
+        return
     plan = launcher.LaunchPlan(
         name,
         url,
@@ -141,6 +142,18 @@ def _run(
     if write_report:
         _write_report(url, name, runs_dir)
     raise typer.Exit(code=code)
+
+
+def _budget_reached(name: str, finished: int, trials: int) -> bool:
+    """Whether a resumed study already has its budget (then nothing starts); says so."""
+    if finished < trials:
+        return False
+    stdout.print(
+        f"study {name}: {finished} trials finished, its budget of {trials} is reached; "
+        "nothing to run (a larger `--trials` adds more).",
+        soft_wrap=True,
+    )
+    return True
 
 
 def _check_workers(workers: int, force: bool) -> None:

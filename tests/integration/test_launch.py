@@ -320,3 +320,34 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     snapshot = read_study(database, "twice")
     assert snapshot.count(*FINISHED) == 6
     assert len(snapshot.trials) == 6
+
+
+def test_a_resume_with_its_budget_reached_or_too_many_failures_starts_nothing(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("done", tmp_path, "--trials", "1", "--workers", "1", "trainer.max_epochs=1")
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (tmp_path / "done" / "worker-0.log").unlink()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 trials finished, its budget of 1 is reached; nothing to run" in again.stdout
+    assert not (tmp_path / "done" / "worker-0.log").exists()  # no worker started
+
+    storage = open_storage(database.url, "done")
+    study = optuna.load_study(study_name="done", storage=storage)
+    for _ in range(3):
+        study.tell(study.ask(), state=TrialState.FAIL)
+    storage.engine.dispose()
+    more = _launch("done", tmp_path, "--trials", "2", "--workers", "1", "trainer.max_epochs=1")
+    refused = subprocess.run(
+        [*more, "--max-failed", "2"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert refused.returncode == 2
+    assert "has 3 failed trials, more than `--max-failed` 2" in refused.stderr
+    resumed = subprocess.run(
+        [*more, "--max-failed", "5"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # the limit may change
+    assert read_study(database, "done").count(TrialState.COMPLETE) == 2
