@@ -27,7 +27,9 @@ FOLLOW_POLL_S = 0.5
 
 def logs(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    worker: Annotated[int | None, typer.Option(help="Only this worker (default: all).")] = None,
+    worker: Annotated[
+        int | None, typer.Option(min=0, help="Only this worker (default: all).")
+    ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
@@ -160,4 +162,8 @@ def _stop_and_remove(container: Container) -> int:
 
 
 def _no_logs(folder: Path, pattern: str) -> None:
+    found = sorted(int(p.stem.removeprefix("worker-")) for p in folder.glob("worker-[0-9]*.log"))
+    if found:
+        workers = ", ".join(str(k) for k in found)
+        raise ConfigError(f"no {pattern} in {folder}; its workers: {workers} (`--worker`).")
     raise ConfigError(f"no {pattern} in {folder}; pass `--runs-dir` as given to `hpo launch`.")

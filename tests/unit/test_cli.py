@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
+from orchestrator.commands import workers
 
 runner = CliRunner()
 
@@ -29,6 +31,21 @@ def test_help_paragraphs_flow_at_the_terminals_width(command: list[str]) -> None
     head = result.output.split("╭")[0]  # before the first box of options
     prose = [line.strip() for line in head.splitlines() if line.strip()]
     assert len(prose) == 3, prose  # usage, the first paragraph, the second paragraph
+
+
+def test_logs_reads_the_worker_files_and_names_the_workers_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_containers_of", lambda study, worker: [])  # no engine: files
+    for worker in (0, 1):
+        (tmp_path / "s").mkdir(exist_ok=True)
+        (tmp_path / "s" / f"worker-{worker}.log").write_text(f"line of w{worker}\n")
+    shown = runner.invoke(app, ["logs", "s", "--runs-dir", str(tmp_path)])
+    assert shown.exit_code == 0
+    assert shown.output.splitlines() == ["worker-0| line of w0", "worker-1| line of w1"]
+    missing = runner.invoke(app, ["logs", "s", "--worker", "5", "--runs-dir", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert missing.output.strip().endswith("its workers: 0, 1 (`--worker`).")
 
 
 def test_experiments_lists_digits() -> None:
