@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from trainer.storage import CONNECTIONS_PER_WORKER, open_storage, where
 from orchestrator import __version__
 from orchestrator.errors import ConfigError
 
-__all__ = ["build_spec", "check_connections", "create_or_resume"]
+__all__ = ["Resumed", "build_spec", "check_connections", "create_or_resume"]
 
 # What may change on resume: the budget (that is how a study is extended), the version, tracking,
 # and the failure limits (how many failures to tolerate, not what a trial computes).
@@ -133,12 +134,19 @@ def _refuse_searched_overrides(overrides: Sequence[str], space: search_space.Sea
             )
 
 
-def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> int:
+@dataclass(frozen=True)
+class Resumed:
+    """Where a created or resumed study stands before any worker starts."""
+
+    deadline: float | None  # time.time() after which no trial starts (`--timeout`), if any
+    idle: str | None = None  # why nothing would run: the budget is reached, or the deadline
+
+
+def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> Resumed:
     """Create the study with ``spec`` in its user attrs, or resume it if its spec matches.
 
     Returns:
-        Its COMPLETE + PRUNED trials. At or above ``spec``'s budget the stored spec is left as it
-        was: there is nothing to run.
+        Its deadline, and why nothing would run, if so: then the stored spec is left as it was.
 
     Raises:
         ConfigError: The study exists with another spec (the message lists what changed), or
@@ -154,15 +162,17 @@ def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: 
 
 def _create_or_resume(
     storage: RDBStorage, study_name: str, spec: ExperimentSpec, *, force: bool
-) -> int:
+) -> Resumed:
+    timeout = spec.budget.timeout_s
     try:
         study = optuna.create_study(
             storage=storage, study_name=study_name, directions=list(spec.objective.directions)
         )
-        study.set_user_attr(STARTED_ATTR, time.time())
+        started = time.time()
+        study.set_user_attr(STARTED_ATTR, started)
         study.set_user_attr(SPEC_ATTR, spec.to_json())
         study.set_metric_names(list(spec.objective.metrics))  # the dashboard's axis titles
-        return 0
+        return Resumed(None if timeout is None else started + timeout)
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage)
     stored = study.user_attrs.get(SPEC_ATTR)
@@ -174,11 +184,13 @@ def _create_or_resume(
         hint = "pass `--force` to resume it anyway, or choose another `--study`"
         listed = "\n".join(changes)
         raise ConfigError(f"study `{study_name}` exists with another spec; {hint}:\n{listed}")
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    finished = sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states)
-    if finished >= spec.budget.trials:
-        return finished
-    failed, limit = states.count(TrialState.FAIL), spec.resilience.max_failed
+    started = float(study.user_attrs.get(STARTED_ATTR, time.time()))
+    deadline = None if timeout is None else started + timeout
+    idle = _why_idle(study, spec, started)
+    if idle is not None:
+        return Resumed(deadline, idle)
+    failed = sum(t.state is TrialState.FAIL for t in study.get_trials(deepcopy=False))
+    limit = spec.resilience.max_failed
     if failed > limit:
         raise ConfigError(
             f"study `{study_name}` has {failed} failed trials, more than `--max-failed` {limit}: "
@@ -186,7 +198,25 @@ def _create_or_resume(
             "shows why they failed)."
         )
     study.set_user_attr(SPEC_ATTR, spec.to_json())
-    return finished
+    return Resumed(deadline)
+
+
+def _why_idle(study: optuna.Study, spec: ExperimentSpec, started: float) -> str | None:
+    """Why a resumed study's workers would stop at once: its budget, or its `--timeout`."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    budget = spec.budget
+    if len(done) >= budget.trials:
+        return (
+            f"{len(done)} trials finished, its budget of {budget.trials} is reached; "
+            "nothing to run (a larger `--trials` adds more)."
+        )
+    if budget.timeout_s is not None and time.time() >= started + budget.timeout_s:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        return (
+            f"its `--timeout` of {budget.timeout_s:g} s, counted from its start ({since}), "
+            "has passed; nothing to run (a larger `--timeout` runs more)."
+        )
+    return None
 
 
 def check_connections(url: str, study_name: str, workers: int) -> None:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import time
+
 from orchestrator.console import stdout
 from orchestrator.progress import Snapshot
 
 __all__ = ["print_summary"]
 
 
-def print_summary(final: Snapshot, failed_workers: list[int], max_failed: int) -> int:
-    """Print what the study reached; return 0 if a trial completed and no worker failed, else 1."""
+def print_summary(
+    final: Snapshot, failed_workers: list[int], max_failed: int, deadline: float | None = None
+) -> int:
+    """Print what the study reached; return 0 if a trial completed and no worker failed, else 1.
+
+    ``deadline`` is the ``time.time()`` of the study's `--timeout`, if it has one.
+    """
     counts = final.counts
     if counts.failed > max_failed:
         stdout.print(
             f"[red]stopped: {counts.failed} trials failed, more than --max-failed {max_failed}[/]"
             " (`hpo status` shows why)"
         )
+    elif deadline is not None and counts.finished < final.budget and time.time() >= deadline:
+        at = time.strftime("%H:%M:%S", time.localtime(deadline))
+        stdout.print(f"[yellow]stopped: the study's --timeout passed at {at}[/]")
     stdout.print(
         f"\n[bold]{final.study}[/]: {counts.finished}/{final.budget} finished "
         f"({counts.complete} complete, {counts.pruned} pruned), {counts.failed} failed, "

@@ -85,7 +85,9 @@ def launch(
     # Containers reach Postgres by its name on the private network; local processes cannot.
     worker_url = network_url if backend is BackendName.docker else url
     guard(studies.check_connections, url, name, workers)
-    if _budget_reached(name, guard(studies.create_or_resume, url, name, spec, force=force), trials):
+    resumed = guard(studies.create_or_resume, url, name, spec, force=force)
+    if resumed.idle is not None:
+        stdout.print(f"study {name}: {resumed.idle}", soft_wrap=True)
         return
     plan = launcher.LaunchPlan(
         name,
@@ -102,7 +104,15 @@ def launch(
     stdout.print(
         f"study {name}: {workers} {backend} workers, budget {trials}, {where}", soft_wrap=True
     )
-    _run(plan, spec, runner, runs_dir, max_failed=max_failed, write_report=write_report)
+    _run(
+        plan,
+        spec,
+        runner,
+        runs_dir,
+        deadline=resumed.deadline,
+        max_failed=max_failed,
+        write_report=write_report,
+    )
 
 
 def _run(
@@ -111,6 +121,7 @@ def _run(
     runner: Backend,
     runs_dir: Path,
     *,
+    deadline: float | None,
     max_failed: int,
     write_report: bool,
 ) -> None:
@@ -138,22 +149,10 @@ def _run(
         return
     if spec.tracking.enabled:
         _log_study_run(url, name, runs_dir)
-    code = print_summary(final, launcher.failed_workers(final), max_failed)
+    code = print_summary(final, launcher.failed_workers(final), max_failed, deadline)
     if write_report:
         _write_report(url, name, runs_dir)
     raise typer.Exit(code=code)
-
-
-def _budget_reached(name: str, finished: int, trials: int) -> bool:
-    """Whether a resumed study already has its budget (then nothing starts); says so."""
-    if finished < trials:
-        return False
-    stdout.print(
-        f"study {name}: {finished} trials finished, its budget of {trials} is reached; "
-        "nothing to run (a larger `--trials` adds more).",
-        soft_wrap=True,
-    )
-    return True
 
 
 def _check_workers(workers: int, force: bool) -> None:

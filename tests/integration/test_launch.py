@@ -351,3 +351,19 @@ def test_a_resume_with_its_budget_reached_or_too_many_failures_starts_nothing(
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # the limit may change
     assert read_study(database, "done").count(TrialState.COMPLETE) == 2
+
+
+def test_a_timeout_is_named_in_the_summary_and_a_resume_after_it_starts_nothing(
+    database: Database, tmp_path: Path
+) -> None:
+    # The workers start after their imports (seconds): by then the 1 s timeout has passed.
+    command = _launch("late", tmp_path, "--trials", "5", "--workers", "1", "--timeout", "1")
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert "stopped: the study's --timeout passed at " in first.stdout, first.stdout + first.stderr
+    (tmp_path / "late" / "worker-0.log").unlink()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "its `--timeout` of 1 s, counted from its start (" in again.stdout
+    assert "has passed; nothing to run" in again.stdout
+    assert not (tmp_path / "late" / "worker-0.log").exists()  # no worker started
