@@ -16,7 +16,7 @@ import optuna
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import RDBStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import text
 from trainer import experiment, search_space
 from trainer.spec import (
@@ -163,7 +163,6 @@ def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: 
 def _create_or_resume(
     storage: RDBStorage, study_name: str, spec: ExperimentSpec, *, force: bool
 ) -> Resumed:
-    timeout = spec.budget.timeout_s
     try:
         study = optuna.create_study(
             storage=storage, study_name=study_name, directions=list(spec.objective.directions)
@@ -172,7 +171,7 @@ def _create_or_resume(
         study.set_user_attr(STARTED_ATTR, started)
         study.set_user_attr(SPEC_ATTR, spec.to_json())
         study.set_metric_names(list(spec.objective.metrics))  # the dashboard's axis titles
-        return Resumed(None if timeout is None else started + timeout)
+        return Resumed(spec.budget.deadline(started))
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage)
     stored = study.user_attrs.get(SPEC_ATTR)
@@ -185,11 +184,12 @@ def _create_or_resume(
         listed = "\n".join(changes)
         raise ConfigError(f"study `{study_name}` exists with another spec; {hint}:\n{listed}")
     started = float(study.user_attrs.get(STARTED_ATTR, time.time()))
-    deadline = None if timeout is None else started + timeout
-    idle = _why_idle(study, spec, started)
+    deadline = spec.budget.deadline(started)
+    trials = study.get_trials(deepcopy=False)
+    idle = _why_idle(trials, spec.budget, started)
     if idle is not None:
         return Resumed(deadline, idle)
-    failed = sum(t.state is TrialState.FAIL for t in study.get_trials(deepcopy=False))
+    failed = sum(t.state is TrialState.FAIL for t in trials)
     limit = spec.resilience.max_failed
     if failed > limit:
         raise ConfigError(
@@ -201,16 +201,16 @@ def _create_or_resume(
     return Resumed(deadline)
 
 
-def _why_idle(study: optuna.Study, spec: ExperimentSpec, started: float) -> str | None:
+def _why_idle(trials: Sequence[FrozenTrial], budget: Budget, started: float) -> str | None:
     """Why a resumed study's workers would stop at once: its budget, or its `--timeout`."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    budget = spec.budget
-    if len(done) >= budget.trials:
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    if done >= budget.trials:
         return (
-            f"{len(done)} trials finished, its budget of {budget.trials} is reached; "
+            f"{done} trials finished, its budget of {budget.trials} is reached; "
             "nothing to run (a larger `--trials` adds more)."
         )
-    if budget.timeout_s is not None and time.time() >= started + budget.timeout_s:
+    deadline = budget.deadline(started)
+    if deadline is not None and time.time() >= deadline:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
         return (
             f"its `--timeout` of {budget.timeout_s:g} s, counted from its start ({since}), "

@@ -62,6 +62,10 @@ class Budget:
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ConfigError(f"`--timeout` must be > 0 seconds, got {self.timeout_s}.")
 
+    def deadline(self, started: float) -> float | None:
+        """The ``time.time()`` after which no trial starts, for a study begun at ``started``."""
+        return None if self.timeout_s is None else started + self.timeout_s
+
 
 @dataclass(frozen=True)
 class Resilience:

@@ -96,8 +96,7 @@ def _work(args: argparse.Namespace, url: str) -> int:
     study = optuna.load_study(
         study_name=args.study, storage=storage, sampler=sampler, pruner=pruner
     )
-    timeout = spec.budget.timeout_s
-    deadline = None if timeout is None else float(attrs[STARTED_ATTR]) + timeout
+    deadline = spec.budget.deadline(float(attrs[STARTED_ATTR]))
     gate = BudgetGate(storage.engine, study_id, spec.budget.trials, resilience.max_failed, deadline)
     if args.threads is not None:  # each trial sets it again from its config; this shows it early
         torch.set_num_threads(args.threads)
