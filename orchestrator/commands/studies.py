@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from optuna.trial import TrialState
 from rich.table import Table
+from trainer.spec import ExperimentSpec
 
 from orchestrator import reading
 from orchestrator.commands._storage import StorageOption, resolve_storage
@@ -68,18 +69,29 @@ def best(
         }
         for t in loaded.best
     ]
+    metrics = list(loaded.spec.objective.metrics)
     if as_json:
-        stdout.print(json.dumps({"study": name, "best": found}), markup=False, soft_wrap=True)
+        shown = {"study": name, "metrics": metrics, "best": found}
+        stdout.print(json.dumps(shown), markup=False, soft_wrap=True)
         return
     if not found:
         stdout.print(f"{name}: no completed trial yet")
+    elif len(metrics) > 1:
+        stdout.print(f"{name}: Pareto front of {len(found)} trials ({_objective(loaded.spec)})")
     for entry in found:
+        scores = ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, entry["values"], strict=True))
         stdout.print(
-            f"trial {entry['number']}: {entry['values']} {entry['params']}",
-            markup=False,
-            soft_wrap=True,
+            f"trial {entry['number']}: {scores} {entry['params']}", markup=False, soft_wrap=True
         )
         stdout.print(f"  retrain: {entry['command']}", markup=False, soft_wrap=True)
+
+
+def _objective(spec: ExperimentSpec) -> str:
+    """``maximize val_acc, minimize val_loss``: which way each metric of the front is better."""
+    objective = spec.objective
+    return ", ".join(
+        f"{d} {m}" for m, d in zip(objective.metrics, objective.directions, strict=True)
+    )
 
 
 def delete(

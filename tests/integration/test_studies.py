@@ -1,4 +1,4 @@
-"""`hpo delete` against the real Postgres: it says what it would delete before it asks."""
+"""`hpo delete` and `hpo best` against the real Postgres."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import subprocess
 
 import optuna
 import pytest
+from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
 
+from orchestrator.study import build_spec, create_or_resume
 from tests.integration.conftest import HPO, Database
 
 pytestmark = pytest.mark.integration
@@ -46,3 +48,31 @@ def test_delete_names_the_trials_asks_and_then_deletes(database: Database) -> No
     assert again.returncode == 2
     assert again.stderr.startswith("error: no study `doomed`")
     assert "Delete study" not in again.stdout
+
+
+def test_best_names_each_metric_and_the_front(database: Database) -> None:
+    overrides = ["optimized_metric=[val_acc,val_loss]", "direction=[maximize,minimize]"]
+    spec = build_spec(
+        "digits_mlp",
+        overrides,
+        budget=Budget(3),
+        sampler="random",
+        pruner="none",
+        seed=0,
+        resilience=Resilience(),
+    )
+    create_or_resume(database.url, "fronted", spec, force=False)
+    storage = open_storage(database.url, "fronted")
+    study = optuna.load_study(study_name="fronted", storage=storage)
+    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):  # the last is dominated by the first
+        study.tell(study.ask(), values)
+    storage.engine.dispose()
+
+    shown = subprocess.run(
+        [HPO, "best", "fronted"], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "fronted: Pareto front of 2 trials (maximize val_acc, minimize val_loss)"
+    assert lines[1].startswith("trial 0: val_acc 0.9, val_loss 0.3 {")
+    assert lines[3].startswith("trial 1: val_acc 0.8, val_loss 0.2 {")
+    assert "trial 2" not in shown.stdout
