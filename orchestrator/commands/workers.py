@@ -101,7 +101,13 @@ def _print_container_logs(containers: list[Container], *, follow: bool) -> None:
 def stop(study: Annotated[str, typer.Argument(help="Study name.")]) -> None:
     """Stop and remove a study's worker containers (SIGTERM: their trials end as FAIL)."""
     removed = guard(_remove_workers, {"hpo.study": study}, running_too=True)
-    stdout.print(f"stopped and removed {removed} worker container(s) of {study}")
+    if removed:
+        stdout.print(f"stopped and removed {removed} worker container(s) of {study}")
+        return
+    # Nothing to stop: its launch has ended, or the name is not the one meant.
+    others = guard(_studies_with_workers)
+    where = f"; studies with workers here: {', '.join(others)}" if others else " (nor of any study)"
+    stdout.print(f"no worker containers of {study}{where}", soft_wrap=True)
 
 
 def gc() -> None:
@@ -145,6 +151,16 @@ def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
     removed = sum(each_at_once(_stop_and_remove, chosen))
     client.close()
     return removed
+
+
+def _studies_with_workers() -> list[str]:
+    """The studies that have worker containers on this engine (of this hpo instance)."""
+    client = engine.connect()
+    labels = [f"{k}={v}" for k, v in Instance.from_env().labels.items()] + ["hpo.launch"]
+    with translated("listing worker containers"):
+        found = client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
+    client.close()
+    return sorted({c.labels["hpo.study"] for c in found if "hpo.study" in c.labels})
 
 
 def _stop_and_remove(container: Container) -> int:
