@@ -8,6 +8,10 @@ the composed config are kept beside each other.
 
 from __future__ import annotations
 
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,11 +69,29 @@ def retrain(spec: ExperimentSpec, params: dict[str, Any], out: Path) -> Retraine
             "pip install 'hpo[trainer]'."
         ) from None
     space = search_space.parse(spec.search_space)
+    # A retrain replaces the last one of this trial: model and config are overwritten, and the
+    # old curves go first, or Lightning would warn that it is about to delete them.
+    shutil.rmtree(out / "csv", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     overrides = [*spec.overrides, *space.overrides(params)]
     overrides.append(f"paths.output_dir={search_space.hydra_value(str(out))}")
     cfg = experiment.compose(spec.experiment, overrides)
     checkpoint, config = out / "model.ckpt", out / "config.yaml"
     OmegaConf.save(cfg, config)
-    metrics = fit.run(cfg, checkpoint=checkpoint)
+    with _lightning_quiet():
+        metrics = fit.run(cfg, checkpoint=checkpoint)
     return Retrained(metrics, checkpoint, config)
+
+
+@contextmanager
+def _lightning_quiet() -> Iterator[None]:
+    """Lightning's INFO lines (devices, a tip, why the fit stopped) would bury hpo's result."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -71,18 +71,17 @@ def test_retrain_reproduces_the_best_trial(database: Database, tmp_path: Path) -
     command += ["--trials", "2", "--runs-dir", str(tmp_path), "--tracking", "none"]
     command += ["--no-report", "--pruner", "none", "trainer.max_epochs=3"]
     assert subprocess.run(command, capture_output=True, timeout=600, check=False).returncode == 0
-    result = subprocess.run(
-        [HPO, "retrain", "again", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    retrain = [HPO, "retrain", "again", "--runs-dir", str(tmp_path)]
+    first = subprocess.run(retrain, capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = subprocess.run(retrain, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     found = re.search(r"val_acc (\d\.\d+) in the study, (\d\.\d+) now", result.stdout)
     assert found, result.stdout
     logged, now = float(found[1]), float(found[2])
     assert abs(logged - now) < 0.01  # same seed; only the thread count may differ
     assert re.search(r"test: test_acc 0\.\d+", result.stdout)
+    chatter = ("GPU available", "Tip:", "weights_only", "`Trainer.fit` stopped", "not empty")
+    assert not [line for line in chatter if line in result.stdout + result.stderr], result.stderr
     (checkpoint,) = (tmp_path / "again").glob("retrain-*/model.ckpt")
     assert checkpoint.stat().st_size > 0

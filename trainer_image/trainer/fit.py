@@ -91,7 +91,8 @@ def run(
             warnings.filterwarnings("ignore", message=message)
         parts.trainer.fit(parts.model, datamodule=parts.datamodule)
         if checkpoint is not None:
-            parts.trainer.save_checkpoint(checkpoint)
+            # All of it (optimizer and loop state too): a retrained model may be trained on.
+            parts.trainer.save_checkpoint(checkpoint, weights_only=False)
         fitted = {name: float(value) for name, value in parts.trainer.callback_metrics.items()}
         (tested,) = parts.trainer.test(parts.model, datamodule=parts.datamodule, verbose=False)
     return {**fitted, **tested, "epochs": float(parts.trainer.current_epoch)}
