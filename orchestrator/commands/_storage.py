@@ -17,13 +17,14 @@ from sqlalchemy.exc import ArgumentError
 
 from orchestrator import engine, images
 from orchestrator.console import stdout
-from orchestrator.database import ManagedPostgres
+from orchestrator.database import SCHEME, ManagedPostgres
 from orchestrator.errors import ConfigError
 from orchestrator.settings import POSTGRES_IMAGE, Instance, source_root
 
 PASSWORD_FILE_ENV = "HPO_STORAGE_PASSWORD_FILE"
 STORAGE_HELP = (
-    "Storage URL (postgresql+psycopg://...); default: the managed Postgres of `hpo db up`."
+    "Postgres URL (postgresql://user:password@host:port/db); default: the managed Postgres of "
+    "`hpo db up`."
 )
 # The `--storage` option of every command that reads studies.
 StorageOption = Annotated[
@@ -47,7 +48,7 @@ def resolve_storage_pair(explicit: str | None, *, start: bool) -> tuple[str, str
         BackendError: The engine is unreachable or the database would not start.
     """
     if explicit:
-        url = _with_password_file(explicit, os.environ.get(PASSWORD_FILE_ENV))
+        url = _with_password_file(_with_driver(explicit), os.environ.get(PASSWORD_FILE_ENV))
         return url, url
     managed = ManagedPostgres(engine.connect(), Instance.from_env())
     if managed.status().state != "running":
@@ -61,6 +62,17 @@ def resolve_storage_pair(explicit: str | None, *, start: bool) -> tuple[str, str
             )
             managed.up(image)
     return managed.url(reveal=True), managed.url(reveal=True, from_network=True)
+
+
+def _with_driver(url: str) -> str:
+    """Name psycopg (3) in a ``postgres://`` or ``postgresql://`` URL, as psql and hosts write it.
+
+    Without a driver, SQLAlchemy before 2.1 picks psycopg2, which hpo does not install.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql"):
+        return f"{SCHEME}://{rest}"
+    return url
 
 
 def _with_password_file(url: str, password_file: str | None) -> str:

@@ -38,6 +38,12 @@ def test_password_file_completes_an_explicit_url(
     assert url == worker_url == "postgresql+psycopg://hpo:s3cr%3At%40x@db:5432/hpo"
 
 
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+def test_a_url_as_psql_writes_it_gets_hpos_driver(scheme: str) -> None:
+    url, _ = _storage.resolve_storage_pair(f"{scheme}://hpo:pw@db:5432/hpo", start=False)
+    assert url == "postgresql+psycopg://hpo:pw@db:5432/hpo"
+
+
 def test_missing_password_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPO_STORAGE_PASSWORD_FILE", str(tmp_path / "absent"))
     with pytest.raises(ConfigError, match="HPO_STORAGE_PASSWORD_FILE: cannot read"):
