@@ -60,6 +60,9 @@ def test_user_config_gets_the_same_one_line_errors(overrides: list[str], expecte
 def test_missing_config_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"config folder .*nope. does not exist"):
         experiment.compose("digits_mlp", [], tmp_path / "nope")
+    (tmp_path / "a-file").write_text("x: 1\n")
+    with pytest.raises(ConfigError, match=r"config folder .*a-file. is a file, not a folder"):
+        experiment.compose("digits_mlp", [], tmp_path / "a-file")
 
 
 def test_spec_of_a_user_experiment_validates_its_search_space() -> None:

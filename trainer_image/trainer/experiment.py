@@ -133,7 +133,8 @@ def _search_path(config_dir: Path | None) -> list[str]:
     if config_dir is None:
         return []
     if not config_dir.is_dir():
-        raise ConfigError(f"config folder `{config_dir}` does not exist (`--config-dir`).")
+        what = "is a file, not a folder" if config_dir.exists() else "does not exist"
+        raise ConfigError(f"config folder `{config_dir}` {what} (`--config-dir`).")
     return [f"hydra.searchpath=[file://{config_dir.resolve()}]"]
 
 
