@@ -40,6 +40,12 @@ def print_summary(
             f"best value {final.best.value:.4f} (trial {final.best.number}): {final.best.params}",
             soft_wrap=True,
         )
+    elif final.pareto_size:
+        stdout.print(
+            f"Pareto front: {final.pareto_size} trials (`hpo best {final.study}` lists them)",
+            markup=False,
+            soft_wrap=True,
+        )
     if failed_workers:
         names = ", ".join(
             f"w{k} ({final.failure_reasons.get(k, 'failed')})" for k in failed_workers

@@ -221,6 +221,17 @@ def test_the_summary_says_why_the_latest_trial_failed(capsys: pytest.CaptureFixt
     assert "last failure: trial 3: `trainer`: `max_epochs` must be >= -1" in out
 
 
+def test_the_summary_of_a_multi_objective_study_points_to_its_front(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    study = optuna.create_study(study_name="mo", directions=["maximize", "minimize"])
+    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):
+        study.tell(study.ask(), values)
+    assert print_summary(take_snapshot(study, 3, {}, 0.0, 0), [], max_failed=2) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Pareto front: 2 trials (`hpo best mo` lists them)" in out
+
+
 def test_unreachable_storage_names_host_and_port_never_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
