@@ -27,10 +27,13 @@ def write_report(url: str, name: str, runs_dir: Path, out: Path) -> Path:
         best = best_trials(study)
         ranked = _best_first(study)
         drawn = figures(study, ranked, runs_dir)
-        retrain = retrain_command(spec, best[0].params) if best else None
+        retrain = [retrain_command(spec, trial.params) for trial in best]
         out.mkdir(parents=True, exist_ok=True)
         index = out / "index.html"
-        index.write_text(page(study, drawn, best, retrain, _summary(study, spec)))
+        metrics = spec.objective.metrics
+        index.write_text(
+            page(study, drawn, best, retrain, summary=_summary(study, spec), metrics=metrics)
+        )
         write_pngs(study, list(drawn), ranked, runs_dir, out)
         return index
 

@@ -38,10 +38,12 @@ def page(
     study: optuna.Study,
     figures: dict[str, go.Figure],
     best: list[FrozenTrial],
-    retrain: str | None,
+    retrain: list[str],
+    *,
     summary: str,
+    metrics: tuple[str, ...],
 ) -> str:
-    """The whole page."""
+    """The whole page; ``retrain`` holds one command per trial of ``best``."""
     sections = [
         f'<section class="figure"><h2>{html.escape(title)}</h2>'
         f"{figure.to_html(full_html=False, include_plotlyjs=False, div_id=f'figure-{i}')}</section>"
@@ -52,34 +54,39 @@ def page(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hpo report: {name}</title>"
         f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
         f"<h1>{name}</h1><p class='sub'>{html.escape(summary)}</p>"
-        f"{_best(best, retrain)}{''.join(sections)}{_table(study)}"
+        f"{_best(best, retrain, metrics)}{''.join(sections)}{_table(study, metrics)}"
         f"<script>{_SORT}</script></body></html>"
     )
 
 
-def _best(best: list[FrozenTrial], retrain: str | None) -> str:
+def _best(best: list[FrozenTrial], retrain: list[str], metrics: tuple[str, ...]) -> str:
     if not best:
         return "<section><h2>best trial</h2><p>no trial completed yet</p></section>"
-    trial = best[0]
-    params = html.escape(json.dumps(trial.params, indent=2, sort_keys=True))
-    command = f"<p>retrain it:</p><pre>{html.escape(retrain)}</pre>" if retrain else ""
-    return (
-        f"<section id='best'><h2>best trial: {trial.number}, value "
-        f"{', '.join(f'{v:.4g}' for v in trial.values)}</h2>"
-        f"<pre>{params}</pre>{command}</section>"
-    )
+    entries = []
+    for trial, command in zip(best, retrain, strict=True):
+        params = html.escape(json.dumps(trial.params, indent=2, sort_keys=True))
+        entries.append(
+            f"<h3>trial {trial.number}: {html.escape(_scores(metrics, trial.values))}</h3>"
+            f"<pre>{params}</pre><p>retrain it:</p><pre>{html.escape(command)}</pre>"
+        )
+    title = "best trial" if len(metrics) == 1 else f"Pareto front: {len(best)} trials"
+    return f"<section id='best'><h2>{title}</h2>{''.join(entries)}</section>"
 
 
-def _table(study: optuna.Study) -> str:
-    header = "".join(
-        f"<th>{h}</th>" for h in ("number", "state", "value", "duration (s)", "worker", "params")
-    )
+def _scores(metrics: tuple[str, ...], values: list[float]) -> str:
+    """``val_acc 0.9722, val_loss 0.1031``."""
+    return ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, values, strict=True))
+
+
+def _table(study: optuna.Study, metrics: tuple[str, ...]) -> str:
+    columns = ("number", "state", *metrics, "duration (s)", "worker", "params")
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        value = "" if not trial.values else f"{trial.values[0]:.6g}"
+        values = [f"{v:.6g}" for v in trial.values] if trial.values else [""] * len(metrics)
         duration = f"{trial.duration.total_seconds():.1f}" if trial.duration else ""
         params = html.escape(json.dumps(trial.params, sort_keys=True))
-        cells = [str(trial.number), trial.state.name, value, duration]
+        cells = [str(trial.number), trial.state.name, *values, duration]
         cells += [str(trial.user_attrs.get("worker", "")), params]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (

@@ -1,0 +1,40 @@
+"""The report page names each metric: in its best-trial section and in the table of all trials."""
+
+from __future__ import annotations
+
+import re
+
+import optuna
+
+from orchestrator.report._page import page
+
+
+def _headings(html: str) -> list[str]:
+    return re.findall(r"<h[23][^>]*>(.*?)</h[23]>", html)
+
+
+def test_a_multi_objective_page_shows_its_whole_front_with_metric_names() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):  # the last is dominated by the first
+        study.tell(study.ask(), values)
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    commands = [f"python -m trainer.train t{trial.number}" for trial in front]
+    html = page(study, {}, front, commands, summary="", metrics=("val_acc", "val_loss"))
+    headings = _headings(html)
+    assert headings[:3] == [
+        "Pareto front: 2 trials",
+        "trial 0: val_acc 0.9, val_loss 0.3",
+        "trial 1: val_acc 0.8, val_loss 0.2",
+    ]
+    assert "python -m trainer.train t0" in html and "python -m trainer.train t1" in html
+    assert "<th>val_acc</th><th>val_loss</th>" in html
+    assert "<td>2</td><td>COMPLETE</td><td>0.7</td><td>0.4</td>" in html
+
+
+def test_a_single_objective_page_names_its_metric() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.9):
+        study.tell(study.ask(), value)
+    html = page(study, {}, [study.best_trial], ["cmd"], summary="", metrics=("val_acc",))
+    assert _headings(html)[:2] == ["best trial", "trial 1: val_acc 0.9"]
+    assert "<th>val_acc</th>" in html
