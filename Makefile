@@ -1,5 +1,6 @@
 # The verbs a person types. Every target is idempotent: run any of them again at any time.
 SHELL := /bin/bash
+HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -60,7 +61,8 @@ up: image ## The compose stack: Postgres, one study (.env, or WORKERS, TRIALS...
 	mkdir -p hpo-runs .hpo-compose
 	if [ -z "$${POSTGRES_IMAGE:-}" ] && ! grep -qs '^ *POSTGRES_IMAGE=' .env; then \
 		POSTGRES_IMAGE=$$($(BIN)/hpo image postgres) || exit; export POSTGRES_IMAGE; fi; \
-	$(COMPOSE_ENV) $(STACK_KNOBS) docker compose up -d
+	since=$$(date +%s); $(COMPOSE_ENV) $(STACK_KNOBS) docker compose up -d && \
+		$(HERE)scripts/await-study.sh "$$since"
 	@echo "dashboard: http://$$(docker compose port dashboard 8080)/dashboard/  study progress: docker compose logs -f orchestrator"
 
 down: ## Stop the compose stack and its workers; the data volume is kept (docker compose down -v deletes it)
