@@ -106,3 +106,12 @@ def test_a_study_the_orchestrator_refuses_fails_make_up_with_its_reason(tmp_path
     assert "\033" not in done.stderr
     assert "the orchestrator refused its study (exit 2)" in done.stderr
     assert "dashboard:" not in done.stdout
+
+
+def test_a_verbatim_copy_of_the_example_env_keeps_a_postgres_image_that_is_here(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    given, done = _make_up(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert given["POSTGRES_IMAGE"] == "postgres-built-here:15"
