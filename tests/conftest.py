@@ -12,6 +12,15 @@ from trainer import experiment
 ComposeFn = Callable[..., DictConfig]
 
 
+@pytest.fixture(autouse=True)
+def no_wandb_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """W&B stays offline unless a test gives it a key: none from this machine's environment or
+    its ~/.netrc (`wandb login`), which hpo would otherwise use (a NETRC file that is not there
+    outranks ~/.netrc)."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+
+
 @pytest.fixture
 def compose_in(tmp_path: Path) -> ComposeFn:
     """Compose an experiment whose run folder is this test's tmp_path."""

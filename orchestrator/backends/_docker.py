@@ -16,12 +16,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import docker
 from docker.errors import NotFound
 from docker.models.containers import Container
 from docker.types import DeviceRequest
+from trainer.wandb_runs import api_key, wandb_host
 
 from orchestrator.backends._base import (
     LAST_LINES,
@@ -214,7 +214,7 @@ class DockerBackend:
             **self._image_identity,
             **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ},
         }
-        key = os.environ.get("WANDB_API_KEY")
+        key = api_key()
         if key:  # W&B reads a netrc named by NETRC: the key never shows in `docker inspect`
             netrc = self._write_secret(f"netrc-w{k}", _netrc(key), user)
             volumes[str(netrc)] = {"bind": NETRC_MOUNT, "mode": "ro"}
@@ -268,5 +268,4 @@ def _container_user(run_dir: Path) -> str:
 
 def _netrc(key: str) -> str:
     """A netrc entry for the W&B host (``WANDB_BASE_URL``'s, else W&B's cloud)."""
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-    return f"machine {host or 'api.wandb.ai'}\n  login user\n  password {key}\n"
+    return f"machine {wandb_host()}\n  login user\n  password {key}\n"

@@ -182,8 +182,8 @@ Tracking = Annotated[
     TrackerName,
     typer.Option(
         case_sensitive=False,
-        help="One W&B run per trial (offline files under <runs-dir>/<study>/wandb unless "
-        "WANDB_API_KEY is set; `hpo sync` uploads them), or none.",
+        help="One W&B run per trial (offline files under <runs-dir>/<study>/wandb without a "
+        "key, WANDB_API_KEY or `wandb login`'s; `hpo sync` uploads them), or none.",
         rich_help_panel=TRACKING,
     ),
 ]

@@ -21,7 +21,7 @@ BOGUS_KEY = "hpo-canary-" + "k" * 29  # 40 characters, as W&B's keys; must never
 
 @pytest.fixture(autouse=True)
 def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WANDB_API_KEY", "NETRC", "WANDB_MODE", "WANDB_BASE_URL"):
+    for name in ("WANDB_MODE", "WANDB_BASE_URL"):  # no key: see tests/conftest.py
         monkeypatch.delenv(name, raising=False)
 
 
@@ -57,16 +57,24 @@ def test_every_trial_logs_an_offline_run_matching_postgres(
     assert study_run.history[-1]["trials/nrows"] == 6
 
 
+@pytest.mark.usefixtures("trainer_image")
+@pytest.mark.parametrize("key_from", ["environment", "wandb login"])
 def test_online_without_network_still_completes_and_hides_the_key(
     database: Database,
-    trainer_image: BuiltImage,
     docker_client: docker.DockerClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    key_from: str,
 ) -> None:
-    monkeypatch.setenv("WANDB_API_KEY", BOGUS_KEY)
+    if key_from == "environment":
+        monkeypatch.setenv("WANDB_API_KEY", BOGUS_KEY)
+    else:  # the netrc entry `wandb login` writes (NETRC moves it from ~/.netrc into the test)
+        netrc = tmp_path / "netrc"
+        netrc.write_text(f"machine 127.0.0.1\n  login user\n  password {BOGUS_KEY}\n")
+        monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: no network
-    command = [HPO, "launch", "--study", "nonet", "--workers", "1", "--trials", "1"]
+    study = "nonet-env" if key_from == "environment" else "nonet-netrc"
+    command = [HPO, "launch", "--study", study, "--workers", "1", "--trials", "1"]
     command += ["--runs-dir", str(tmp_path), "trainer.max_epochs=2"]
     launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     inspected = ""
@@ -74,7 +82,7 @@ def test_online_without_network_still_completes_and_hides_the_key(
         deadline = time.monotonic() + 120
         while not inspected and time.monotonic() < deadline:
             for container in docker_client.containers.list(
-                ignore_removed=True, filters={"label": "hpo.study=nonet"}
+                ignore_removed=True, filters={"label": f"hpo.study={study}"}
             ):
                 inspected = json.dumps(container.attrs)
             time.sleep(0.2)
@@ -84,14 +92,14 @@ def test_online_without_network_still_completes_and_hides_the_key(
             launch.kill()
             launch.communicate()
     assert launch.returncode == 0, output
-    assert read_study(database, "nonet").count(TrialState.COMPLETE) == 1
-    log = (tmp_path / "nonet" / "worker-0.log").read_text()
+    assert read_study(database, study).count(TrialState.COMPLETE) == 1
+    log = (tmp_path / study / "worker-0.log").read_text()
     assert "W&B online failed" in log
     assert inspected and BOGUS_KEY not in inspected
     assert "/run/secrets/hpo-netrc" in inspected  # it reached the worker as a file
-    for path in (tmp_path / "nonet").rglob("*"):
+    for path in (tmp_path / study).rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             assert BOGUS_KEY.encode() not in path.read_bytes(), path
     assert BOGUS_KEY not in output
-    attrs = json.dumps([t.user_attrs for t in read_study(database, "nonet").trials])
+    attrs = json.dumps([t.user_attrs for t in read_study(database, study).trials])
     assert BOGUS_KEY not in attrs

@@ -17,7 +17,7 @@ from trainer.errors import ConfigError
 from trainer.objective import TrialRunner
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wandb_names
 from trainer.tracking import StepWandbLogger, Tracker
-from trainer.wandb_runs import RUN_ID_ATTR, run_id, wants_online
+from trainer.wandb_runs import RUN_ID_ATTR, api_key, run_id, wants_online
 
 from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_rows
@@ -26,7 +26,7 @@ from tests.wandb_records import read_runs
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WANDB_API_KEY", "NETRC", "WANDB_MODE", "WANDB_BASE_URL"):
+    for name in ("WANDB_MODE", "WANDB_BASE_URL"):  # no key: see tests/conftest.py
         monkeypatch.delenv(name, raising=False)
 
 
@@ -71,6 +71,28 @@ def test_online_only_with_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert wants_online()
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert not wants_online()
+
+
+def test_the_key_of_wandb_login_is_found_for_the_wandb_host(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("NETRC")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert api_key() is None  # no ~/.netrc
+    (tmp_path / ".netrc").write_text(
+        "machine example.org login a password other\n"
+        "machine api.wandb.ai\n  login user\n  password cloud-key\n"
+        "machine wandb.local login user password local-key\n"
+    )
+    assert api_key() == "cloud-key"  # where `wandb login` writes it
+    monkeypatch.setenv("WANDB_BASE_URL", "http://wandb.local:8080")
+    assert api_key() == "local-key"
+    monkeypatch.setenv("WANDB_API_KEY", "from-env")
+    assert api_key() == "from-env"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai login user password\n")
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.delenv("WANDB_BASE_URL")
+    assert api_key() is None  # a netrc W&B cannot use is no key
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ multi-line error or, worse, a value of the wrong type silently reaching the mode
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import GrammarParseError, InterpolationKeyError, OmegaConfBaseException
 
 from trainer.errors import ConfigError
+from trainer.wandb_runs import wants_online
 
 __all__ = [
     "CONFIG_MODULE",
@@ -39,7 +39,8 @@ ROOT_CONFIG = "config"
 
 _ABSENT = object()
 
-OmegaConf.register_new_resolver("hpo.env_unset", lambda name: name not in os.environ, replace=True)
+# `logger=wandb` logs online only with a key, as a worker's trial runs do (`wants_online`).
+OmegaConf.register_new_resolver("hpo.wandb_offline", lambda: not wants_online(), replace=True)
 
 
 def list_experiments(config_dir: Path | None = None) -> list[str]:

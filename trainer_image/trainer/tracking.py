@@ -5,9 +5,10 @@ and the trial number, so a trial links to exactly one run and ``hpo sync`` can u
 harmlessly. Curves reach it through Lightning's ``WandbLogger`` (per epoch); the trial's end
 (state, value, best epoch, duration) goes in its summary, and a FAIL finishes it with exit code 1.
 
-Without an API key the run is written offline under ``<runs>/<study>/wandb``. With one (a netrc
-file named by ``NETRC``, or ``WANDB_API_KEY``) it goes online; if W&B cannot start there, the
-worker warns once and logs offline from then on: tracking must never cost a trial.
+Without an API key the run is written offline under ``<runs>/<study>/wandb``. With one
+(``WANDB_API_KEY``, or a netrc entry: ``wandb_runs.api_key``) it goes online; if W&B cannot
+start there, the worker warns once and logs offline from then on: tracking must never cost a
+trial.
 """
 
 from __future__ import annotations

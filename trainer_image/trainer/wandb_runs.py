@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import netrc
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-__all__ = ["RUN_ID_ATTR", "init_run", "run_id", "wandb_dir", "wants_online"]
+__all__ = [
+    "RUN_ID_ATTR",
+    "api_key",
+    "init_run",
+    "run_id",
+    "wandb_dir",
+    "wandb_host",
+    "wants_online",
+]
 
 log = logging.getLogger("trainer.worker")
+CLOUD_URL = "https://api.wandb.ai"
 RUN_ID_ATTR = "wandb_run_id"  # the trial's user attr that links it to its run
 ONLINE_INIT_TIMEOUT_S = 15.0  # W&B's default is 90 s: a trial would wait that long offline
 # What a trial run does not need, each a cost paid per trial: the worker's console (its log file
@@ -47,11 +58,31 @@ def wandb_dir(runs_dir: Path, study: str) -> Path:
 
 
 def wants_online() -> bool:
-    """Online when a key is given (a netrc file via NETRC, or WANDB_API_KEY) and not forced off."""
+    """Online when a key is given (see ``api_key``) and W&B is not forced off."""
     if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
         return False
-    netrc = os.environ.get("NETRC")
-    return bool(os.environ.get("WANDB_API_KEY")) or bool(netrc and Path(netrc).is_file())
+    return api_key() is not None
+
+
+def api_key() -> str | None:
+    """The W&B key: ``WANDB_API_KEY``, else the W&B host's entry in the netrc file.
+
+    That file is ``NETRC``'s (a worker container's mounted secret), else ``~/.netrc``, where
+    ``wandb login`` writes it: so a user who logged in once needs no variable.
+    """
+    if key := os.environ.get("WANDB_API_KEY"):
+        return key
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc").expanduser()
+    try:
+        entry = netrc.netrc(path).authenticators(wandb_host())
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return entry[2] or None if entry else None
+
+
+def wandb_host() -> str:
+    """The W&B server's host: ``WANDB_BASE_URL``'s, else W&B's cloud."""
+    return urlparse(os.environ.get("WANDB_BASE_URL", CLOUD_URL)).hostname or "api.wandb.ai"
 
 
 def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
