@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
-from trainer.wandb_runs import wandb_dir, wants_online
+from trainer.wandb_runs import wandb_dir, wandb_url, wants_online
 
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
@@ -18,6 +20,7 @@ from orchestrator.study_run import log_study_run_at
 
 StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
 RunsDir = Annotated[Path, typer.Option(help="Run folders, as given to `hpo launch`.")]
+REACH_TIMEOUT_S = 5.0
 
 
 def wandb(
@@ -41,11 +44,30 @@ def sync(name: StudyName, runs_dir: RunsDir = Path("hpo-runs")) -> None:
         guard(_refuse, f"no offline W&B runs under {wandb_dir(runs_dir, name) / 'wandb'}.")
     if not wants_online():
         guard(_refuse, "no W&B key: set WANDB_API_KEY (or run `wandb login`) first.")
+    guard(_check_reachable, wandb_url())
     command = [str(Path(sys.executable).parent / "wandb"), "sync", *map(str, runs)]
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
         raise typer.Exit(code=1)
     stdout.print(f"synced {len(runs)} run(s) of {name}")
+
+
+def _check_reachable(url: str) -> None:
+    """Refuse at once when the W&B server does not answer: `wandb sync` would retry for minutes.
+
+    Raises:
+        ConfigError: No connection to the server's host and port within ``REACH_TIMEOUT_S``.
+    """
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise ConfigError(
+            f"cannot reach W&B at {url} ({reason}); the runs stay offline: run `hpo sync` again "
+            "where W&B can be reached."
+        ) from None
 
 
 def _refuse(message: str) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "run_id",
     "wandb_dir",
     "wandb_host",
+    "wandb_url",
     "wants_online",
 ]
 
@@ -82,7 +83,12 @@ def api_key() -> str | None:
 
 def wandb_host() -> str:
     """The W&B server's host: ``WANDB_BASE_URL``'s, else W&B's cloud."""
-    return urlparse(os.environ.get("WANDB_BASE_URL", CLOUD_URL)).hostname or "api.wandb.ai"
+    return urlparse(wandb_url()).hostname or "api.wandb.ai"
+
+
+def wandb_url() -> str:
+    """The W&B server: ``WANDB_BASE_URL``, else W&B's cloud."""
+    return os.environ.get("WANDB_BASE_URL", CLOUD_URL)
 
 
 def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
