@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from trainer.wandb_runs import init_run, run_id, wandb_dir, wants_online
 
 from orchestrator.reading import opened, spec_of
 
-__all__ = ["TRIAL_COLUMNS", "log_study_run", "log_study_run_at", "trial_rows"]
+__all__ = ["TRIAL_COLUMNS", "LoggedRun", "log_study_run", "log_study_run_at", "trial_rows"]
 
 log = logging.getLogger("orchestrator")
 TRIAL_COLUMNS = ["number", "state", "params", "value", "duration_s", "worker", "run_id"]
@@ -48,7 +49,15 @@ def trial_rows(trials: list[FrozenTrial]) -> list[list[Any]]:
     return rows
 
 
-def log_study_run_at(url: str, name: str, runs_dir: Path) -> str:
+@dataclass(frozen=True)
+class LoggedRun:
+    """A logged study run: its id, and whether it reached W&B (else it was written offline)."""
+
+    id: str
+    online: bool
+
+
+def log_study_run_at(url: str, name: str, runs_dir: Path) -> LoggedRun:
     """Load study ``name`` from ``url`` and log its study run; see ``log_study_run``.
 
     Raises:
@@ -58,12 +67,8 @@ def log_study_run_at(url: str, name: str, runs_dir: Path) -> str:
         return log_study_run(study, spec_of(study), runs_dir)
 
 
-def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> str:
-    """Log the study run (online with a key, else offline under the study's run folder).
-
-    Returns:
-        The run's id.
-    """
+def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> LoggedRun:
+    """Log the study run: online with a key (if W&B answers), else offline in the run folder."""
     import wandb  # the host needs it only here
 
     trials = study.get_trials(deepcopy=False)
@@ -89,7 +94,7 @@ def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> 
         },
         dir=str(folder),
     )
-    run, _ = init_run(settings, wants_online())
+    run, online = init_run(settings, wants_online())
     columns: list[str | int] = [*TRIAL_COLUMNS]
     table = wandb.Table(columns=columns, data=trial_rows(trials))
     charts: dict[str, Any] = {"trials": table}
@@ -104,7 +109,7 @@ def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> 
     run.log(charts)
     run.summary.update(_summary(study, trials))
     run.finish()
-    return str(run.id)
+    return LoggedRun(str(run.id), online)
 
 
 def _best_so_far(study: optuna.Study, trials: list[FrozenTrial]) -> list[list[float]]:

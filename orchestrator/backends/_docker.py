@@ -21,7 +21,7 @@ import docker
 from docker.errors import NotFound
 from docker.models.containers import Container
 from docker.types import DeviceRequest
-from trainer.wandb_runs import api_key, wandb_host
+from trainer.wandb_runs import api_key, netrc_machine
 
 from orchestrator.backends._base import (
     LAST_LINES,
@@ -267,5 +267,5 @@ def _container_user(run_dir: Path) -> str:
 
 
 def _netrc(key: str) -> str:
-    """A netrc entry for the W&B host (``WANDB_BASE_URL``'s, else W&B's cloud)."""
-    return f"machine {wandb_host()}\n  login user\n  password {key}\n"
+    """A netrc entry for the W&B server (``WANDB_BASE_URL``'s, else W&B's cloud)."""
+    return f"machine {netrc_machine()}\n  login user\n  password {key}\n"

@@ -33,8 +33,9 @@ def wandb(
     url = guard(resolve_storage, storage, start=False)
     with stdout.status("logging the study run"):
         run = guard(log_study_run_at, url, name, runs_dir)
-    where = "to W&B" if wants_online() else f"offline in {wandb_dir(runs_dir, name) / 'wandb'}"
-    stdout.print(f"study run {run} of {name} logged {where}")
+    where = "to W&B" if run.online else f"offline in {wandb_dir(runs_dir, name) / 'wandb'}"
+    unreachable = " (W&B could not be reached)" if wants_online() and not run.online else ""
+    stdout.print(f"study run {run.id} of {name} logged {where}{unreachable}", soft_wrap=True)
 
 
 def sync(name: StudyName, runs_dir: RunsDir = Path("hpo-runs")) -> None:

@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import WandbLogger
 from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
+from trainer import wandb_runs
 from trainer.errors import ConfigError
 from trainer.objective import TrialRunner
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wandb_names
@@ -73,7 +74,7 @@ def test_online_only_with_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert not wants_online()
 
 
-def test_the_key_of_wandb_login_is_found_for_the_wandb_host(
+def test_the_key_of_wandb_login_is_found_for_the_wandb_server(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("NETRC")
@@ -82,7 +83,7 @@ def test_the_key_of_wandb_login_is_found_for_the_wandb_host(
     (tmp_path / ".netrc").write_text(
         "machine example.org login a password other\n"
         "machine api.wandb.ai\n  login user\n  password cloud-key\n"
-        "machine wandb.local login user password local-key\n"
+        "machine wandb.local:8080 login user password local-key\n"
     )
     assert api_key() == "cloud-key"  # where `wandb login` writes it
     monkeypatch.setenv("WANDB_BASE_URL", "http://wandb.local:8080")
@@ -93,6 +94,23 @@ def test_the_key_of_wandb_login_is_found_for_the_wandb_host(
     monkeypatch.delenv("WANDB_API_KEY")
     monkeypatch.delenv("WANDB_BASE_URL")
     assert api_key() is None  # a netrc W&B cannot use is no key
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_go_online_is_written_offline_under_its_own_id(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(wandb_runs, "ONLINE_INIT_TIMEOUT_S", 2.0)
+    settings = {"project": "p", "id": run_id("s", 0), "dir": str(tmp_path), "job_type": "trial"}
+    run, online = wandb_runs.init_run(settings, online=True)
+    run.log({"val_loss": 0.5})
+    run.finish()
+    assert not online
+    (written,) = read_runs(tmp_path / "wandb")
+    assert written.id == run_id("s", 0)
+    assert written.history[-1]["val_loss"] == 0.5
 
 
 @pytest.mark.slow

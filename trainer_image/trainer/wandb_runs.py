@@ -12,15 +12,15 @@ import netrc
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 __all__ = [
     "RUN_ID_ATTR",
     "api_key",
     "init_run",
+    "netrc_machine",
     "run_id",
     "wandb_dir",
-    "wandb_host",
     "wandb_url",
     "wants_online",
 ]
@@ -66,7 +66,7 @@ def wants_online() -> bool:
 
 
 def api_key() -> str | None:
-    """The W&B key: ``WANDB_API_KEY``, else the W&B host's entry in the netrc file.
+    """The W&B key: ``WANDB_API_KEY``, else the W&B server's entry in the netrc file.
 
     That file is ``NETRC``'s (a worker container's mounted secret), else ``~/.netrc``, where
     ``wandb login`` writes it: so a user who logged in once needs no variable.
@@ -75,15 +75,15 @@ def api_key() -> str | None:
         return key
     path = Path(os.environ.get("NETRC") or Path.home() / ".netrc").expanduser()
     try:
-        entry = netrc.netrc(path).authenticators(wandb_host())
+        entry = netrc.netrc(path).authenticators(netrc_machine())
     except (OSError, netrc.NetrcParseError):
         return None
     return entry[2] or None if entry else None
 
 
-def wandb_host() -> str:
-    """The W&B server's host: ``WANDB_BASE_URL``'s, else W&B's cloud."""
-    return urlparse(wandb_url()).hostname or "api.wandb.ai"
+def netrc_machine() -> str:
+    """The netrc ``machine`` that W&B looks the key up under: its server's ``host[:port]``."""
+    return urlsplit(wandb_url()).netloc or "api.wandb.ai"
 
 
 def wandb_url() -> str:
@@ -107,4 +107,7 @@ def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
             return wandb.init(mode="online", settings=quick, **settings), True
         except Exception as e:  # W&B raises many kinds; every one means: go on offline
             log.warning("W&B online failed (%s); logging offline from now on", e)
+            # The abandoned attempt keeps the run id taken in W&B's service process, which
+            # then refuses it offline ("run ID ... is in use"); a new service starts clean.
+            wandb.teardown()
     return wandb.init(mode="offline", settings=wandb.Settings(**LEAN), **settings), False
