@@ -106,7 +106,8 @@ def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
             quick = wandb.Settings(init_timeout=ONLINE_INIT_TIMEOUT_S, **LEAN)
             return wandb.init(mode="online", settings=quick, **settings), True
         except Exception as e:  # W&B raises many kinds; every one means: go on offline
-            log.warning("W&B online failed (%s); logging offline from now on", e)
+            reason = (str(e).splitlines() or [type(e).__name__])[0]  # not W&B's advice lines
+            log.warning("W&B online failed (%s); logging offline from now on", reason)
             # The abandoned attempt keeps the run id taken in W&B's service process, which
             # then refuses it offline ("run ID ... is in use"); a new service starts clean.
             wandb.teardown()
