@@ -23,24 +23,29 @@ from trainer.wandb_runs import init_run, run_id, wandb_dir, wants_online
 
 from orchestrator.reading import opened, spec_of
 
-__all__ = ["TRIAL_COLUMNS", "LoggedRun", "log_study_run", "log_study_run_at", "trial_rows"]
+__all__ = ["LoggedRun", "log_study_run", "log_study_run_at", "trial_columns", "trial_rows"]
 
 log = logging.getLogger("orchestrator")
-TRIAL_COLUMNS = ["number", "state", "params", "value", "duration_s", "worker", "run_id"]
 
 
-def trial_rows(trials: list[FrozenTrial]) -> list[list[Any]]:
-    """One row per trial, in ``TRIAL_COLUMNS`` order (values: the first objective's)."""
+def trial_columns(metrics: tuple[str, ...]) -> list[str]:
+    """The trials table's columns: ``value``, or a column per metric of a multi-objective study."""
+    values = ["value"] if len(metrics) == 1 else list(metrics)
+    return ["number", "state", "params", *values, "duration_s", "worker", "run_id"]
+
+
+def trial_rows(trials: list[FrozenTrial], objectives: int = 1) -> list[list[Any]]:
+    """One row per trial, in ``trial_columns`` order: ``objectives`` values each (or None)."""
     rows = []
     for trial in sorted(trials, key=lambda t: t.number):
         duration = trial.duration.total_seconds() if trial.duration else None
-        value = trial.values[0] if trial.values else None
+        values = list(trial.values) if trial.values else [None] * objectives
         rows.append(
             [
                 trial.number,
                 trial.state.name,
                 json.dumps(trial.params, sort_keys=True),
-                value,
+                *values,
                 duration,
                 trial.user_attrs.get("worker"),
                 trial.user_attrs.get("wandb_run_id"),
@@ -95,8 +100,9 @@ def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> 
         dir=str(folder),
     )
     run, online = init_run(settings, wants_online())
-    columns: list[str | int] = [*TRIAL_COLUMNS]
-    table = wandb.Table(columns=columns, data=trial_rows(trials))
+    metrics = spec.objective.metrics
+    columns: list[str | int] = [*trial_columns(metrics)]
+    table = wandb.Table(columns=columns, data=trial_rows(trials, len(metrics)))
     charts: dict[str, Any] = {"trials": table}
     history = _best_so_far(study, trials)
     if history:
@@ -152,4 +158,6 @@ def _summary(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any]:
             "best_params": study.best_params,
             "best_trial": study.best_trial.number,
         }
+    elif states["COMPLETE"]:
+        summary["pareto_front"] = sorted(trial.number for trial in study.best_trials)
     return summary
