@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
+from urllib.request import getproxies
 
 import typer
 from trainer.wandb_runs import wandb_dir, wandb_url, wants_online
@@ -60,6 +61,8 @@ def _check_reachable(url: str) -> None:
         ConfigError: No connection to the server's host and port within ``REACH_TIMEOUT_S``.
     """
     parsed = urlparse(url)
+    if parsed.scheme in getproxies():  # the way out is a proxy's: leave it to W&B
+        return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         socket.create_connection((parsed.hostname or "", port), timeout=REACH_TIMEOUT_S).close()

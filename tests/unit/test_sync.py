@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
+from orchestrator.commands import tracking
 
 
 def _sync(runs: Path) -> tuple[int, str]:
@@ -19,6 +20,8 @@ def test_sync_needs_offline_runs_a_key_and_a_reachable_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
     code, said = _sync(tmp_path)
     assert code == 2
     assert f"no offline W&B runs under {tmp_path / 's' / 'wandb'}" in said
@@ -34,3 +37,8 @@ def test_sync_needs_offline_runs_a_key_and_a_reachable_server(
     assert code == 2
     assert "cannot reach W&B at http://127.0.0.1:9 (Connection refused)" in said
     assert "k" * 40 not in said
+
+
+def test_behind_a_proxy_the_way_to_wandb_is_left_to_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+    tracking._check_reachable("http://127.0.0.1:9")  # no direct connection tried: no refusal
