@@ -6,10 +6,10 @@ import subprocess
 
 import optuna
 import pytest
-from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
 
-from orchestrator.study import build_spec, create_or_resume
+from orchestrator.study import create_or_resume
+from tests.fronts import tell_values, two_objective_spec
 from tests.integration.conftest import HPO, Database
 
 pytestmark = pytest.mark.integration
@@ -51,21 +51,11 @@ def test_delete_names_the_trials_asks_and_then_deletes(database: Database) -> No
 
 
 def test_best_names_each_metric_and_the_front(database: Database) -> None:
-    overrides = ["optimized_metric=[val_acc,val_loss]", "direction=[maximize,minimize]"]
-    spec = build_spec(
-        "digits_mlp",
-        overrides,
-        budget=Budget(3),
-        sampler="random",
-        pruner="none",
-        seed=0,
-        resilience=Resilience(),
-    )
+    spec = two_objective_spec()
     create_or_resume(database.url, "fronted", spec, force=False)
     storage = open_storage(database.url, "fronted")
     study = optuna.load_study(study_name="fronted", storage=storage)
-    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):  # the last is dominated by the first
-        study.tell(study.ask(), values)
+    tell_values(study)
     storage.engine.dispose()
 
     shown = subprocess.run(

@@ -7,6 +7,7 @@ import re
 import optuna
 
 from orchestrator.report._page import page
+from tests.fronts import tell_values
 
 
 def _headings(html: str) -> list[str]:
@@ -15,8 +16,7 @@ def _headings(html: str) -> list[str]:
 
 def test_a_multi_objective_page_shows_its_whole_front_with_metric_names() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
-    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):  # the last is dominated by the first
-        study.tell(study.ask(), values)
+    tell_values(study)
     front = sorted(study.best_trials, key=lambda t: t.number)
     commands = [f"python -m trainer.train t{trial.number}" for trial in front]
     html = page(study, {}, front, commands, summary="", metrics=("val_acc", "val_loss"))

@@ -23,6 +23,7 @@ from orchestrator.cli import app
 from orchestrator.progress import Snapshot, live_view, render, take_snapshot
 from orchestrator.study import build_spec
 from orchestrator.summary import print_summary
+from tests.fronts import tell_values
 
 
 def _spec(
@@ -225,8 +226,7 @@ def test_the_summary_of_a_multi_objective_study_points_to_its_front(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     study = optuna.create_study(study_name="mo", directions=["maximize", "minimize"])
-    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):
-        study.tell(study.ask(), values)
+    tell_values(study)
     assert print_summary(take_snapshot(study, 3, {}, 0.0, 0), [], max_failed=2) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "Pareto front: 2 trials (`hpo best mo` lists them)" in out

@@ -22,6 +22,7 @@ from trainer.wandb_runs import RUN_ID_ATTR, api_key, run_id, wants_online
 
 from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
+from tests.fronts import VALUES, tell_values, two_objective_spec
 from tests.wandb_records import read_runs
 
 
@@ -205,19 +206,9 @@ def test_trial_rows_follow_the_columns() -> None:
 
 
 def test_a_multi_objective_study_run_has_a_column_per_metric_and_its_front(tmp_path: Path) -> None:
-    overrides = ["optimized_metric=[val_acc,val_loss]", "direction=[maximize,minimize]"]
-    spec = build_spec(
-        "digits_mlp",
-        overrides,
-        budget=Budget(3),
-        sampler="random",
-        pruner="none",
-        seed=0,
-        resilience=Resilience(),
-    )
+    spec = two_objective_spec()
     study = optuna.create_study(study_name="mo", directions=["maximize", "minimize"])
-    for values in ([0.9, 0.3], [0.8, 0.2], [0.7, 0.4]):  # the last is dominated by the first
-        study.tell(study.ask(), values)
+    tell_values(study)
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
     log_study_run(study, spec, tmp_path)
 
@@ -226,7 +217,7 @@ def test_a_multi_objective_study_run_has_a_column_per_metric_and_its_front(tmp_p
     columns = trial_columns(spec.objective.metrics)
     assert columns[3:5] == ["val_acc", "val_loss"]
     rows = trial_rows(study.get_trials(), objectives=2)
-    assert [row[3:5] for row in rows] == [[0.9, 0.3], [0.8, 0.2], [0.7, 0.4], [None, None]]
+    assert [row[3:5] for row in rows] == [*VALUES, [None, None]]
 
 
 @pytest.mark.slow
