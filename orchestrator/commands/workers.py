@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import docker
 import typer
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
@@ -70,10 +71,8 @@ def _containers_of(study: str, worker: int | None) -> list[Container]:
         client = engine.connect()
     except HpoError:
         return []  # the local backend needs no engine: its logs are files
-    labels = [f"{k}={v}" for k, v in Instance.from_env().labels.items()]
-    labels += [f"hpo.study={study}"] + ([] if worker is None else [f"hpo.worker={worker}"])
-    with translated("listing worker containers"):
-        found = client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
+    labels = {"hpo.study": study} | ({} if worker is None else {"hpo.worker": str(worker)})
+    found = _worker_containers(client, labels)
     return sorted(found, key=lambda c: int(c.labels.get("hpo.worker", "0")))
 
 
@@ -141,12 +140,7 @@ def _remove_stale_secrets() -> None:
 def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
     """Stop (when ``running_too``) and remove the matching worker containers, all at once."""
     client = engine.connect()
-    selector = {**Instance.from_env().labels, **labels}
-    filters: dict[str, str | list[str] | bool] = {
-        "label": [f"{key}={value}" for key, value in selector.items()] + ["hpo.launch"]
-    }
-    with translated("listing worker containers"):
-        found = client.containers.list(all=True, ignore_removed=True, filters=filters)
+    found = _worker_containers(client, labels)
     chosen = [c for c in found if running_too or c.status != "running"]
     removed = sum(each_at_once(_stop_and_remove, chosen))
     client.close()
@@ -156,11 +150,17 @@ def _remove_workers(labels: dict[str, str], *, running_too: bool) -> int:
 def _studies_with_workers() -> list[str]:
     """The studies that have worker containers on this engine (of this hpo instance)."""
     client = engine.connect()
-    labels = [f"{k}={v}" for k, v in Instance.from_env().labels.items()] + ["hpo.launch"]
-    with translated("listing worker containers"):
-        found = client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
+    found = _worker_containers(client, {})
     client.close()
     return sorted({c.labels["hpo.study"] for c in found if "hpo.study" in c.labels})
+
+
+def _worker_containers(client: docker.DockerClient, labels: dict[str, str]) -> list[Container]:
+    """This hpo instance's worker containers (any launch's) that carry ``labels``, ended too."""
+    selector = {**Instance.from_env().labels, **labels}
+    filters = [f"{key}={value}" for key, value in selector.items()] + ["hpo.launch"]
+    with translated("listing worker containers"):
+        return client.containers.list(all=True, ignore_removed=True, filters={"label": filters})
 
 
 def _stop_and_remove(container: Container) -> int:
