@@ -6,7 +6,7 @@ Each function opens the storage, reads, and closes it again: the CLI holds no co
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +29,14 @@ __all__ = [
     "opened",
     "retrain_command",
     "rows",
+    "scores",
     "spec_of",
 ]
+
+
+def scores(metrics: Sequence[str], values: Sequence[float]) -> str:
+    """``val_acc 0.9722, val_loss 0.1031``: a trial's values, each named by its metric."""
+    return ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, values, strict=True))
 
 
 def fail_reason(trial: FrozenTrial) -> str:

@@ -79,9 +79,9 @@ def best(
     elif len(metrics) > 1:
         stdout.print(f"{name}: Pareto front of {len(found)} trials ({_objective(loaded.spec)})")
     for entry in found:
-        scores = ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, entry["values"], strict=True))
+        named = reading.scores(metrics, entry["values"])
         stdout.print(
-            f"trial {entry['number']}: {scores} {entry['params']}", markup=False, soft_wrap=True
+            f"trial {entry['number']}: {named} {entry['params']}", markup=False, soft_wrap=True
         )
         stdout.print(f"  retrain: {entry['command']}", markup=False, soft_wrap=True)
 

@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 from plotly.offline import get_plotlyjs
 
+from orchestrator.reading import scores
+
 __all__ = ["page"]
 
 _STYLE = """
@@ -66,16 +68,11 @@ def _best(best: list[FrozenTrial], retrain: list[str], metrics: tuple[str, ...])
     for trial, command in zip(best, retrain, strict=True):
         params = html.escape(json.dumps(trial.params, indent=2, sort_keys=True))
         entries.append(
-            f"<h3>trial {trial.number}: {html.escape(_scores(metrics, trial.values))}</h3>"
+            f"<h3>trial {trial.number}: {html.escape(scores(metrics, trial.values))}</h3>"
             f"<pre>{params}</pre><p>retrain it:</p><pre>{html.escape(command)}</pre>"
         )
     title = "best trial" if len(metrics) == 1 else f"Pareto front: {len(best)} trials"
     return f"<section id='best'><h2>{title}</h2>{''.join(entries)}</section>"
-
-
-def _scores(metrics: tuple[str, ...], values: list[float]) -> str:
-    """``val_acc 0.9722, val_loss 0.1031``."""
-    return ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, values, strict=True))
 
 
 def _table(study: optuna.Study, metrics: tuple[str, ...]) -> str:
