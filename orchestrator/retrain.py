@@ -8,10 +8,7 @@ the composed config are kept beside each other.
 
 from __future__ import annotations
 
-import logging
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,20 +75,6 @@ def retrain(spec: ExperimentSpec, params: dict[str, Any], out: Path) -> Retraine
     cfg = experiment.compose(spec.experiment, overrides)
     checkpoint, config = out / "model.ckpt", out / "config.yaml"
     OmegaConf.save(cfg, config)
-    with _lightning_quiet():
+    with fit.lightning_quiet():
         metrics = fit.run(cfg, checkpoint=checkpoint)
     return Retrained(metrics, checkpoint, config)
-
-
-@contextmanager
-def _lightning_quiet() -> Iterator[None]:
-    """Lightning's INFO lines (devices, a tip, why the fit stopped) would bury hpo's result."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)

@@ -7,9 +7,11 @@ in by YAML alone, from any importable package.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from omegaconf import DictConfig
 
 from trainer.errors import ConfigError
 
-__all__ = ["Components", "build", "run"]
+__all__ = ["Components", "build", "lightning_quiet", "run"]
 
 # Data sits in memory as tensors on purpose (worker processes would only add start-up and copies);
 # and lightning 2.6 calls torch 2.13's deprecated LeafSpec, which would be noise in every trial log.
@@ -96,6 +98,24 @@ def run(
         fitted = {name: float(value) for name, value in parts.trainer.callback_metrics.items()}
         (tested,) = parts.trainer.test(parts.model, datamodule=parts.datamodule, verbose=False)
     return {**fitted, **tested, "epochs": float(parts.trainer.current_epoch)}
+
+
+@contextmanager
+def lightning_quiet() -> Iterator[None]:
+    """Lightning's INFO lines (devices, a tip, why the fit stopped) left out while inside.
+
+    A worker would repeat them for every trial, and they would bury `hpo retrain`'s result;
+    its warnings still show.
+    """
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _instantiate(group: str, node: DictConfig, **kwargs: Any) -> Any:

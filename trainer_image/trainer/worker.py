@@ -20,6 +20,7 @@ import torch
 
 from trainer.budget import BudgetGate
 from trainer.errors import HpoError
+from trainer.fit import lightning_quiet
 from trainer.objective import TrialRunner
 from trainer.samplers import make_pruner, make_sampler
 from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec
@@ -60,10 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(worker_id=args.worker_id))
     quiet_optuna()
-    # Lightning's INFO lines (devices, a tip, why the fit stopped) would repeat every trial; the
-    # worker says once which devices it sees, and one line per trial how it ended.
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         url = (
             args.storage_file.read_text().strip()
@@ -74,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no storage URL: pass --storage-file or set HPO_STORAGE")
         return 2
     try:
-        return _work(args, url)
+        # The worker says once which devices it sees, and one line per trial how it ended.
+        with lightning_quiet():
+            return _work(args, url)
     except HpoError as e:
         log.error("%s", e)
         return 2
