@@ -17,7 +17,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import text
 from trainer import experiment, search_space
 from trainer.spec import (
     SPEC_ATTR,
@@ -28,7 +27,7 @@ from trainer.spec import (
     Resilience,
     Tracking,
 )
-from trainer.storage import CONNECTIONS_PER_WORKER, open_storage, where
+from trainer.storage import CONNECTIONS_PER_WORKER, max_connections, open_storage, where
 
 from orchestrator import __version__
 from orchestrator.errors import ConfigError
@@ -225,12 +224,7 @@ def check_connections(url: str, study_name: str, workers: int) -> None:
     Raises:
         ConfigError: ``max_connections`` is too small; the message gives both numbers.
     """
-    storage = open_storage(url, study_name)
-    try:
-        with storage.engine.connect() as connection:
-            limit = int(connection.execute(text("SHOW max_connections")).scalar_one())
-    finally:
-        storage.engine.dispose()
+    limit = max_connections(url, study_name)
     needed = workers * CONNECTIONS_PER_WORKER + LAUNCHER_CONNECTIONS
     if needed > limit - RESERVED_CONNECTIONS:
         allowed = limit - RESERVED_CONNECTIONS

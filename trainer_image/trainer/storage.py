@@ -21,7 +21,7 @@ import optuna
 from optuna.exceptions import StorageInternalError
 from optuna.storages import RDBStorage
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -31,6 +31,7 @@ __all__ = [
     "CONNECTIONS_PER_WORKER",
     "StorageError",
     "check_study_name",
+    "max_connections",
     "open_storage",
     "quiet_optuna",
     "where",
@@ -125,15 +126,15 @@ def open_storage(
     """An ``RDBStorage`` for ``study_name``, its tables created on first use.
 
     Raises:
+        ConfigError: ``url`` is not a PostgreSQL URL.
         StorageError: The server cannot be reached or refused the login (host and port named).
     """
-    if not url.startswith("postgresql"):
-        raise ConfigError(
-            f"`--storage` must be a PostgreSQL URL (postgresql+psycopg://...), got {where(url)}; "
-            "SQLite is not offered for parallel work."
-        )
-    try:
-        with _schema_lock(url, study_name):
+    _require_postgres(url)
+    with _unusable_as(url), _plain_connection(url, study_name) as connection:
+        # Two processes creating the schema at once (two launches on a new database) collide
+        # in Postgres' catalog ("duplicate key ... pg_type_typname_nsp_index"): one at a time.
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+        try:
             return RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs(study_name),
@@ -141,28 +142,49 @@ def open_storage(
                 grace_period=grace_s,
                 heartbeat_stale_trial_callback=stale_callback,
             )
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
+
+
+def max_connections(url: str, study_name: str) -> int:
+    """The server's ``max_connections``, over one plain connection: Optuna's tables untouched.
+
+    Raises:
+        ConfigError: ``url`` is not a PostgreSQL URL.
+        StorageError: As ``open_storage``.
+    """
+    _require_postgres(url)
+    with _unusable_as(url), _plain_connection(url, study_name) as connection:
+        return int(connection.execute(text("SHOW max_connections")).scalar_one())
+
+
+def _require_postgres(url: str) -> None:
+    if not url.startswith("postgresql"):
+        raise ConfigError(
+            f"`--storage` must be a PostgreSQL URL (postgresql+psycopg://...), got {where(url)}; "
+            "SQLite is not offered for parallel work."
+        )
+
+
+@contextmanager
+def _unusable_as(url: str) -> Iterator[None]:
+    """The driver's or SQLAlchemy's error as one ``StorageError`` line naming the server."""
+    try:
+        yield
     except (SQLAlchemyError, ImportError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise StorageError(f"cannot use the study database at {where(url)}: {reason}") from e
 
 
 @contextmanager
-def _schema_lock(url: str, study_name: str) -> Iterator[None]:
-    """Hold a database-wide advisory lock while Optuna creates or checks its tables.
-
-    Two processes creating the schema at once (two launches on a new database) collide in
-    Postgres' catalog ("duplicate key ... pg_type_typname_nsp_index").
-    """
+def _plain_connection(url: str, study_name: str) -> Iterator[Connection]:
+    """One connection of its own, closed on leaving (no pool is kept)."""
     engine = create_engine(
         url, poolclass=NullPool, connect_args=engine_kwargs(study_name)["connect_args"]
     )
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
+            yield connection
     finally:
         engine.dispose()
 
