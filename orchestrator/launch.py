@@ -49,6 +49,7 @@ class LaunchPlan:
     restart_workers: int = 0  # restarts allowed per failed worker
     detach: bool = False  # return once every worker runs; leave them running
     stop_timeout_s: float = STOP_TIMEOUT_S
+    launch_id: str | None = None  # workers wait until the study is ready for it (see `run`)
 
 
 def run(
@@ -57,35 +58,62 @@ def run(
     backend: Backend,
     console: Console,
     stop: SignalledStop | None = None,
-) -> Snapshot:
-    """Start the workers, show progress until they end, and return the final state.
+    *,
+    ready: Callable[[], bool] = lambda: True,
+) -> Snapshot | None:
+    """Start the workers, make the study ready, show progress until they end; the final state.
 
+    The workers start first and wait until the study is ready for ``plan.launch_id``, so that
+    their imports (seconds) overlap ``ready`` creating or resuming it. When ``ready`` returns False
+    (nothing to run) or raises, the workers are stopped and removed; False returns ``None``.
     Database outages up to the grace period are ridden out. A request on ``stop`` (Ctrl-C,
     SIGTERM) stops every worker (SIGTERM, then kill after ``stop_timeout_s``) and raises
     ``KeyboardInterrupt``; so does a worker that cannot be started, with its error.
     With ``plan.detach`` the workers are left running once they all run.
     """
     stop = stop or SignalledStop()
-    # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
-    storage = _reaping_storage(plan, spec, retry)
-    study = optuna.load_study(study_name=plan.study, storage=storage)
-    grace = spec.resilience.grace_s
     started = time.monotonic()
-    done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-    fleet = _Fleet(plan, backend, partial(_fail_trials_of, study, storage, retry=retry))
-
-    def retried(action: Callable[[], T]) -> T:
-        return with_retries(action, grace, sleep=stop.sleep)
-
-    def refresh() -> Snapshot:
-        read = partial(_reap_and_read, study, spec, fleet.states, started, done_before)
-        return fleet.annotate(retried(read))
-
+    fleet = _Fleet(plan, backend)
     try:
         for worker in range(plan.workers):
             stop.check()
             fleet.start(worker)
+        if not ready():
+            return None
+        return _watch(plan, spec, fleet, console, stop=stop, started=started)
+    except KeyboardInterrupt:
+        console.print(f"stopping the workers (killed after {plan.stop_timeout_s:.0f} s) ...")
+        raise
+    finally:
+        if not (plan.detach and fleet.all_running):
+            fleet.stop_all()
+
+
+def _watch(
+    plan: LaunchPlan,
+    spec: ExperimentSpec,
+    fleet: _Fleet,
+    console: Console,
+    *,
+    stop: SignalledStop,
+    started: float,
+) -> Snapshot:
+    """Show progress until every worker has ended (or, detached, runs); fail dead ones' trials."""
+    # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
+    storage = _reaping_storage(plan, spec, retry)
+    try:
+        study = optuna.load_study(study_name=plan.study, storage=storage)
+        done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        fleet.fail_trials = partial(_fail_trials_of, study, storage, retry=retry)
+
+        def retried(action: Callable[[], T]) -> T:
+            return with_retries(action, spec.resilience.grace_s, sleep=stop.sleep)
+
+        def refresh() -> Snapshot:
+            read = partial(_reap_and_read, study, spec, fleet.states, started, done_before)
+            return fleet.annotate(retried(read))
+
         with live_view(console) as show:
             while not stop.is_set():
                 retried(fleet.poll)
@@ -94,16 +122,11 @@ def run(
                     break
                 if plan.detach and fleet.all_running:
                     return refresh()
-                backend.wait(POLL_S)  # a worker's death ends the wait at once
+                fleet.backend.wait(POLL_S)  # a worker's death ends the wait at once
         stop.check()
         retried(lambda: _reap_orphans(study, spec, stop.sleep))
         return refresh()
-    except KeyboardInterrupt:
-        console.print(f"stopping the workers (killed after {plan.stop_timeout_s:.0f} s) ...")
-        raise
     finally:
-        if not (plan.detach and fleet.all_running):
-            fleet.stop_all()
         storage.engine.dispose()
 
 
@@ -111,11 +134,15 @@ class _Fleet:
     """The launch's workers: their handles and states, why they failed, how often restarted."""
 
     def __init__(
-        self, plan: LaunchPlan, backend: Backend, fail_trials: Callable[[int, str], None]
+        self,
+        plan: LaunchPlan,
+        backend: Backend,
+        fail_trials: Callable[[int, str], None] = lambda worker, reason: None,
     ) -> None:
         self.plan = plan
         self.backend = backend
-        self.fail_trials = fail_trials  # (worker, reason): fail its RUNNING trial at once
+        # (worker, reason): fail its RUNNING trial at once; set once the study is loaded.
+        self.fail_trials = fail_trials
         self.handles: dict[int, WorkerHandle] = {}
         self.states: dict[int, WorkerState] = {}
         self.reasons: dict[int, str] = {}  # worker -> why it last failed
@@ -143,6 +170,8 @@ class _Fleet:
             plan.runs_dir,
             plan.threads,
             plan.config_dir,
+            # A restart comes after the study was ready: no wait, whichever launch it names now.
+            launch=None if worker in self.handles else plan.launch_id,
         )
         self.handles[worker] = self.backend.start(spec)
         self.states[worker] = WorkerState.PENDING

@@ -26,6 +26,7 @@ from trainer.spec import (
     Objective,
     Resilience,
     Tracking,
+    ready_attr,
 )
 from trainer.storage import CONNECTIONS_PER_WORKER, max_connections, open_storage, where
 
@@ -141,8 +142,13 @@ class Resumed:
     idle: str | None = None  # why nothing would run: the budget is reached, or the deadline
 
 
-def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: bool) -> Resumed:
+def create_or_resume(
+    url: str, study_name: str, spec: ExperimentSpec, *, force: bool, launch: str | None = None
+) -> Resumed:
     """Create the study with ``spec`` in its user attrs, or resume it if its spec matches.
+
+    ``launch`` names the launch whose workers wait for the study (``ready_attr``): it is
+    recorded last, once the spec is in place, and only if there is something to run.
 
     Returns:
         Its deadline, and why nothing would run, if so: then the stored spec is left as it was.
@@ -154,7 +160,11 @@ def create_or_resume(url: str, study_name: str, spec: ExperimentSpec, *, force: 
     """
     storage = open_storage(url, study_name)
     try:
-        return _create_or_resume(storage, study_name, spec, force=force)
+        resumed = _create_or_resume(storage, study_name, spec, force=force)
+        if launch is not None and resumed.idle is None:
+            study_id = storage.get_study_id_from_name(study_name)
+            storage.set_study_system_attr(study_id, ready_attr(launch), time.time())
+        return resumed
     finally:
         storage.engine.dispose()
 

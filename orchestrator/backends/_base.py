@@ -79,11 +79,17 @@ class WorkerSpec:
     runs_dir: Path
     threads: int | None = None
     config_dir: Path | None = None  # a user's Hydra config folder, searched after the packaged one
+    launch: str | None = None  # wait until the study is ready for this launch (first starts only)
 
     @property
     def name(self) -> str:
         """``hpo-<study>-w<k>``: the worker's process or container name."""
         return f"hpo-{self.study}-w{self.worker_id}"
+
+    @property
+    def launch_args(self) -> list[str]:
+        """``--launch ID`` for a worker that must wait for its launch, else nothing."""
+        return ["--launch", self.launch] if self.launch else []
 
     @property
     def log_path(self) -> Path:

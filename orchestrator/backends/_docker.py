@@ -198,6 +198,7 @@ class DockerBackend:
         command = ["python", "-m", "trainer.worker", "--study", spec.study]
         command += ["--worker-id", str(k), "--storage-file", SECRET_MOUNT]
         command += ["--runs-dir", RUNS_MOUNT]
+        command += spec.launch_args
         if spec.threads is not None:
             command += ["--threads", str(spec.threads)]
         volumes = {

@@ -41,6 +41,7 @@ class LocalBackend:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "trainer.worker", "--study", spec.study]
         command += ["--worker-id", str(spec.worker_id), "--runs-dir", str(spec.runs_dir)]
+        command += spec.launch_args
         environment = {**os.environ, "HPO_STORAGE": spec.storage_url, "PYTHONUNBUFFERED": "1"}
         if spec.threads is not None:
             command += ["--threads", str(spec.threads)]

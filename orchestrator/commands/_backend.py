@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import importlib.util
-import uuid
 from contextlib import suppress
 
 import docker
@@ -47,9 +46,15 @@ class BackendName(enum.StrEnum):
 
 
 def make_backend(
-    name: BackendName, study: str, image: str, resources: WorkerResources, workers: int
+    name: BackendName,
+    study: str,
+    image: str,
+    resources: WorkerResources,
+    workers: int,
+    *,
+    launch_id: str,
 ) -> Backend:
-    """The chosen backend, ready to start ``workers`` workers of ``study``.
+    """The chosen backend, ready to start ``workers`` workers of ``study`` for ``launch_id``.
 
     Raises:
         BackendError: The Docker engine is unreachable or refused a request.
@@ -66,7 +71,6 @@ def make_backend(
     _ensure_image(client, image)
     instance = Instance.from_env()
     _clear_earlier_workers(client, instance, study)
-    launch_id = uuid.uuid4().hex
     stack = compose_context(client)  # inside `docker compose up`: the project's network, labels
     return DockerBackend(
         client,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -80,39 +82,58 @@ def launch(
     guard(check_writable_folder, runs_dir / name, "--runs-dir")
     cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
     resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker, gpus=gpus_per_worker)
-    runner = guard(make_backend, backend, name, image, resources, workers)
+    launch_id = uuid.uuid4().hex
+    runner = guard(make_backend, backend, name, image, resources, workers, launch_id=launch_id)
     url, network_url = guard(resolve_storage_pair, storage, start=True)
-    # Containers reach Postgres by its name on the private network; local processes cannot.
-    worker_url = network_url if backend is BackendName.docker else url
     guard(studies.check_connections, url, name, workers)
-    resumed = guard(studies.create_or_resume, url, name, spec, force=force)
-    if resumed.idle is not None:
-        stdout.print(f"study {name}: {resumed.idle}", soft_wrap=True)
-        return
     plan = launcher.LaunchPlan(
         name,
         url,
-        worker_url,
+        # Containers reach Postgres by its name on the private network; local processes cannot.
+        network_url if backend is BackendName.docker else url,
         workers,
         runs_dir.resolve(),
         threads=max(1, int(cpus)),
         config_dir=config_dir.resolve() if config_dir else None,
         restart_workers=restart_workers,
         detach=detach,
+        launch_id=launch_id,
     )
     where = f"logs in {runs_dir / name}"
-    stdout.print(
-        f"study {name}: {workers} {backend} workers, budget {trials}, {where}", soft_wrap=True
-    )
-    _run(
-        plan,
-        spec,
-        runner,
-        runs_dir,
-        deadline=resumed.deadline,
-        max_failed=max_failed,
-        write_report=write_report,
-    )
+    ready = _StudyReady(plan, spec, force, f"{workers} {backend} workers, budget {trials}, {where}")
+    _run(plan, spec, runner, runs_dir, ready, max_failed=max_failed, write_report=write_report)
+
+
+@dataclass
+class _StudyReady:
+    """Creates or resumes the study while the workers start (``launcher.run``'s ``ready``).
+
+    The workers wait until the study is ready for their launch; their imports overlap this.
+    """
+
+    plan: launcher.LaunchPlan
+    spec: ExperimentSpec
+    force: bool
+    announcement: str  # printed once the study is ready
+    deadline: float | None = None  # the study's, once ready
+
+    def __call__(self) -> bool:
+        """Whether there is anything to run; if not, says why (exit code 0: nothing failed).
+
+        Raises:
+            typer.Exit: The study was refused (another spec, too many failed trials).
+        """
+        plan = self.plan
+        url, name = plan.storage_url, plan.study
+        resumed = guard(
+            studies.create_or_resume, url, name, self.spec, force=self.force, launch=plan.launch_id
+        )
+        if resumed.idle is not None:
+            stdout.print(f"study {name}: {resumed.idle}", soft_wrap=True)
+            return False
+        self.deadline = resumed.deadline
+        stdout.print(f"study {name}: {self.announcement}", soft_wrap=True)
+        return True
 
 
 def _run(
@@ -120,12 +141,14 @@ def _run(
     spec: ExperimentSpec,
     runner: Backend,
     runs_dir: Path,
+    ready: _StudyReady,
     *,
-    deadline: float | None,
     max_failed: int,
     write_report: bool,
 ) -> None:
     """Run the workers to the budget, then log the study run, summarise and draw the report.
+
+    Nothing more once ``ready`` found nothing to run.
 
     Raises:
         typer.Exit: With the summary's code (non-zero when the study failed).
@@ -135,12 +158,14 @@ def _run(
     try:
         # `docker stop`, `compose down` (SIGTERM) as Ctrl-C; both honoured between steps.
         with SignalledStop().installed() as stop:
-            final = guard(launcher.run, plan, spec, runner, stdout, stop)
+            final = guard(launcher.run, plan, spec, runner, stdout, stop, ready=ready)
     except KeyboardInterrupt:
         stderr.print(
             "stopped: the workers' current trials are marked FAIL; the same command resumes."
         )
         raise typer.Abort() from None
+    if final is None:
+        return
     if plan.detach:
         stdout.print(
             f"detached: {plan.workers} workers run on; follow with `hpo status {name}` and "
@@ -149,7 +174,7 @@ def _run(
         return
     if spec.tracking.enabled:
         _log_study_run(url, name, runs_dir)
-    code = print_summary(final, launcher.failed_workers(final), max_failed, deadline)
+    code = print_summary(final, launcher.failed_workers(final), max_failed, ready.deadline)
     if write_report:
         _write_report(url, name, runs_dir)
     raise typer.Exit(code=code)

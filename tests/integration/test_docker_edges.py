@@ -85,7 +85,8 @@ def test_a_launch_that_cannot_start_every_worker_stops_the_others(
         assert "starting worker container hpo-clash-w1" in result.stderr
         assert "already in use" in result.stderr
         assert _containers(docker_client, "clash") == []  # w0 was started, then removed
-        assert read_study(database, "clash").count(TrialState.RUNNING) == 0
+        with pytest.raises(KeyError):  # the study is made once every worker has started
+            read_study(database, "clash")
     finally:
         squatter.remove(force=True)
 
@@ -192,6 +193,33 @@ def test_restart_workers_brings_a_killed_worker_back(
     snapshot = read_study(database, "phoenix")
     assert snapshot.count(*FINISHED) == 3  # the restarted worker ran the retry and the rest
     assert _containers(docker_client, "phoenix") == []
+
+
+def test_a_study_refused_after_its_workers_started_leaves_no_container(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    # The workers start while the launch creates or resumes the study; a refusal then stops them.
+    base = ["launch", "--study", "respec", "--workers", "2", "--trials", "1"]
+    base += ["--runs-dir", str(tmp_path), "--tracking", "none", "--no-report"]
+    first = _hpo(*base, "trainer.max_epochs=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    since = int(time.time())
+    refused = _hpo(*base, "trainer.max_epochs=2")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "study `respec` exists with another spec" in refused.stderr
+    events = docker_client.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"type": "container", "label": "hpo.study=respec"},
+        decode=True,
+    )
+    starts = [event for event in events if event["Action"] == "start"]
+    assert len(starts) == 2  # (`since` is whole seconds: the first launch's ends may be there)
+    assert _containers(docker_client, "respec") == []
+    assert len(read_study(database, "respec").trials) == 1
 
 
 def test_detached_workers_reach_the_budget_and_gc_removes_them(

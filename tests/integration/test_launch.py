@@ -322,7 +322,15 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     assert len(snapshot.trials) == 6
 
 
-def test_a_resume_with_its_budget_reached_or_too_many_failures_starts_nothing(
+def _ran_nothing(study: str, runs: Path) -> bool:
+    """Whether the launch's workers, started while it readied the study, ran no trial and left."""
+    log = runs / study / "worker-0.log"
+    ran = log.exists() and "trial" in log.read_text()
+    left = subprocess.run(["pgrep", "-f", f"trainer.worker --study {study} "], check=False)
+    return not ran and left.returncode == 1
+
+
+def test_a_resume_with_its_budget_reached_or_too_many_failures_runs_nothing(
     database: Database, tmp_path: Path
 ) -> None:
     command = _launch("done", tmp_path, "--trials", "1", "--workers", "1", "trainer.max_epochs=1")
@@ -333,7 +341,8 @@ def test_a_resume_with_its_budget_reached_or_too_many_failures_starts_nothing(
     again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 trials finished, its budget of 1 is reached; nothing to run" in again.stdout
-    assert not (tmp_path / "done" / "worker-0.log").exists()  # no worker started
+    assert _ran_nothing("done", tmp_path)
+    assert len(read_study(database, "done").trials) == 1
 
     storage = open_storage(database.url, "done")
     study = optuna.load_study(study_name="done", storage=storage)
@@ -346,6 +355,7 @@ def test_a_resume_with_its_budget_reached_or_too_many_failures_starts_nothing(
     )
     assert refused.returncode == 2
     assert "has 3 failed trials, more than `--max-failed` 2" in refused.stderr
+    assert _ran_nothing("done", tmp_path)
     resumed = subprocess.run(
         [*more, "--max-failed", "5"], capture_output=True, text=True, timeout=600, check=False
     )
@@ -353,7 +363,7 @@ def test_a_resume_with_its_budget_reached_or_too_many_failures_starts_nothing(
     assert read_study(database, "done").count(TrialState.COMPLETE) == 2
 
 
-def test_a_timeout_is_named_in_the_summary_and_a_resume_after_it_starts_nothing(
+def test_a_timeout_is_named_in_the_summary_and_a_resume_after_it_runs_nothing(
     database: Database, tmp_path: Path
 ) -> None:
     # The workers start after their imports (seconds): by then the 1 s timeout has passed.
@@ -366,4 +376,4 @@ def test_a_timeout_is_named_in_the_summary_and_a_resume_after_it_starts_nothing(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "its `--timeout` of 1 s, counted from its start (" in again.stdout
     assert "has passed; nothing to run" in again.stdout
-    assert not (tmp_path / "late" / "worker-0.log").exists()  # no worker started
+    assert _ran_nothing("late", tmp_path)

@@ -22,6 +22,7 @@ __all__ = [
     "Objective",
     "Resilience",
     "Tracking",
+    "ready_attr",
 ]
 
 SPEC_ATTR = "hpo.spec"
@@ -32,6 +33,17 @@ PRUNERS = ("median", "hyperband", "none")
 TRACKERS = ("wandb", "none")
 WANDB_NAME_FORBIDDEN = "/\\#?%:"  # W&B refuses these in a project name (wandb.Settings)
 WANDB_NAME_MAX = 128
+
+
+def ready_attr(launch: str) -> str:
+    """The study's system attr that says the study is ready for ``launch``'s workers.
+
+    A launcher starts its workers before it creates or resumes the study, so that their imports
+    (seconds) overlap that; they wait for this attr before they read the spec, which the launch
+    may be replacing. One attr per launch: launches of one study from many hosts, each with
+    its own workers, never wait on each other's.
+    """
+    return f"hpo.ready.{launch}"
 
 
 @dataclass(frozen=True)

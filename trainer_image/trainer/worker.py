@@ -12,18 +12,20 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
 import torch
+from optuna.storages import RDBStorage
 
 from trainer.budget import BudgetGate
 from trainer.errors import HpoError
 from trainer.fit import lightning_quiet
 from trainer.objective import TrialRunner
 from trainer.samplers import make_pruner, make_sampler
-from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec
+from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec, ready_attr
 from trainer.stopping import StopRequest, WorkerStopped
 from trainer.storage import open_storage, quiet_optuna
 from trainer.tracking import Tracker
@@ -32,6 +34,8 @@ from trainer.trial_loop import TrialLoop
 log = logging.getLogger("trainer.worker")
 # The launcher strips this prefix from a dead worker's last line to say why it ended.
 LOG_FORMAT = "%(asctime)s worker-{worker_id} %(levelname)s %(message)s"
+READY_WAIT_S = 60.0  # how long a worker with `--launch` waits for its launcher to ready the study
+READY_POLL_S = 0.2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,6 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--config-dir", type=Path, default=None, help="a user's Hydra config folder, if any"
+    )
+    parser.add_argument(
+        "--launch",
+        help="a launch id: wait until the study is ready for that launch before reading its spec",
     )
     return parser.parse_args(argv)
 
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _work(args: argparse.Namespace, url: str) -> int:
-    study_id, attrs = _read_study(url, args.study)
+    study_id, attrs = _read_study(url, args.study, args.launch)
     spec = ExperimentSpec.from_json(attrs[SPEC_ATTR])
     resilience = spec.resilience
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
@@ -127,14 +135,47 @@ def _devices() -> str:
     return ", ".join(f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(count))
 
 
-def _read_study(url: str, name: str) -> tuple[int, dict[str, Any]]:
-    """The study's id and user attrs (its spec), through a storage closed straight after."""
+def _read_study(url: str, name: str, launch: str | None) -> tuple[int, dict[str, Any]]:
+    """The study's id and user attrs (its spec), through a storage closed straight after.
+
+    With ``launch``, first wait until the study is ready for that launch (``ready_attr``).
+
+    Raises:
+        HpoError: No such study made by hpo; with ``launch``, none ready within ``READY_WAIT_S``.
+    """
     probe = open_storage(url, name)
+    deadline = time.monotonic() + (READY_WAIT_S if launch else 0.0)
     try:
-        study_id = probe.get_study_id_from_name(name)
-        return study_id, probe.get_study_user_attrs(study_id)
+        while True:
+            found = _study_attrs(probe, name)
+            if found is not None and (launch is None or _is_ready(probe, found[0], launch)):
+                break
+            if time.monotonic() >= deadline:
+                raise HpoError(
+                    f"no study `{name}` in the database"
+                    if launch is None
+                    else f"study `{name}` was not made ready for launch {launch} within "
+                    f"{READY_WAIT_S:.0f} s: its launcher refused it or ended first"
+                )
+            time.sleep(READY_POLL_S)
     finally:
         probe.engine.dispose()
+    if SPEC_ATTR not in found[1]:
+        raise HpoError(f"study `{name}` was not made by hpo (it has no `{SPEC_ATTR}`)")
+    return found
+
+
+def _is_ready(storage: RDBStorage, study_id: int, launch: str) -> bool:
+    return ready_attr(launch) in storage.get_study_system_attrs(study_id)
+
+
+def _study_attrs(storage: RDBStorage, name: str) -> tuple[int, dict[str, Any]] | None:
+    """The study's id and user attrs, or ``None`` while there is no such study."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return study_id, storage.get_study_user_attrs(study_id)
 
 
 def exit_now(code: int) -> NoReturn:
