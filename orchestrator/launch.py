@@ -75,9 +75,10 @@ def run(
     started = time.monotonic()
     fleet = _Fleet(plan, backend)
     try:
-        for worker in range(plan.workers):
-            stop.check()
-            fleet.start(worker)
+        stop.check()
+        # Side by side: a start is a few engine calls (~0.2 s); N of them in turn add up.
+        each_at_once(fleet.start, range(plan.workers))
+        stop.check()
         if not ready():
             return None
         return _watch(plan, spec, fleet, console, stop=stop, started=started)

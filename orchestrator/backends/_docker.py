@@ -73,6 +73,7 @@ class DockerBackend:
         self._stopped: set[str] = set()
         self._log_threads: list[threading.Thread] = []
         self._deaths: DeathWatch | None = None  # opened before the first container starts
+        self._opening_deaths = threading.Lock()  # workers start side by side
 
     def start(self, spec: WorkerSpec) -> WorkerHandle:
         """Create and start one hardened worker container; its output streams to its log file."""
@@ -84,8 +85,9 @@ class DockerBackend:
         gpus = gpu_ids(spec.worker_id, self.resources.gpus, self.gpus_available)
         devices = [DeviceRequest(device_ids=gpus, capabilities=[["gpu"]])] if gpus else []
         with translated(f"starting worker container {spec.name}"):
-            if self._deaths is None:
-                self._deaths = DeathWatch(self.client, self._launch_label)
+            with self._opening_deaths:
+                if self._deaths is None:
+                    self._deaths = DeathWatch(self.client, self._launch_label)
             self._remove_ended(spec.name)  # this launch's earlier run of the worker: a restart
             container = self.client.containers.run(
                 self.image,

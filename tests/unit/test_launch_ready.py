@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def test_nothing_to_run_stops_the_workers_started_meanwhile(
     assert launcher.run(_plan(tmp_path), spec, backend, console, ready=ready) is None
     assert started_when_ready == [2]  # the study is readied while every worker starts
     assert [s.launch for s in backend.started] == ["L1", "L1"]  # ...and they wait for it
-    assert sorted(backend.stopped) == ["0.1", "1.2"]
+    assert sorted(handle.split(".")[0] for handle in backend.stopped) == ["0", "1"]
     assert backend.cleaned
 
 
@@ -98,8 +99,27 @@ def test_a_refusal_while_readying_stops_the_workers_and_is_raised(
     console = Console(file=io.StringIO())
     with pytest.raises(HpoError, match="another spec"):
         launcher.run(_plan(tmp_path), spec, backend, console, ready=refuse)
-    assert sorted(backend.stopped) == ["0.1", "1.2"]
+    assert sorted(handle.split(".")[0] for handle in backend.stopped) == ["0", "1"]
     assert backend.cleaned
+
+
+class _StartsTogetherBackend(_RecordingBackend):
+    """Each start blocks until every worker's start has begun: started in turn, none ends."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__()
+        self.together = threading.Barrier(workers, timeout=10)
+
+    def start(self, spec: WorkerSpec) -> WorkerHandle:
+        self.together.wait()  # BrokenBarrierError after 10 s if the starts were not concurrent
+        return super().start(spec)
+
+
+def test_the_workers_start_side_by_side(spec: ExperimentSpec, tmp_path: Path) -> None:
+    backend = _StartsTogetherBackend(workers=3)
+    console = Console(file=io.StringIO())
+    launcher.run(_plan(tmp_path, workers=3), spec, backend, console, ready=lambda: False)
+    assert sorted(s.worker_id for s in backend.started) == [0, 1, 2]
 
 
 def test_a_restarted_worker_does_not_wait_for_its_launch(tmp_path: Path) -> None:
