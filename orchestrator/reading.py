@@ -54,7 +54,8 @@ class StudyRow:
     name: str
     finished: int
     budget: int | None
-    best: float | None
+    best: float | None  # single-objective studies
+    front: int | None  # multi-objective studies: trials on the Pareto front
     directions: tuple[str, ...]
 
 
@@ -158,7 +159,10 @@ def _row(storage: optuna.storages.RDBStorage, summary: optuna.study.StudySummary
     )
     stored = summary.user_attrs.get(SPEC_ATTR)
     budget = ExperimentSpec.from_json(stored).budget.trials if stored else None
-    single = len(summary.directions) == 1 and summary.best_trial is not None
-    best = summary.best_trial.value if single and summary.best_trial else None
     directions = tuple(d.name.lower() for d in summary.directions)
-    return StudyRow(summary.study_name, finished, budget, best, directions)
+    if len(directions) > 1:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        front = len(best_trials(study)) or None
+        return StudyRow(summary.study_name, finished, budget, None, front, directions)
+    best = summary.best_trial.value if summary.best_trial else None
+    return StudyRow(summary.study_name, finished, budget, best, None, directions)

@@ -19,12 +19,14 @@ StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lis
 
 
 def studies(storage: Storage = None) -> None:
-    """List the studies with their progress and best value."""
+    """List the studies with their progress and best value (or Pareto front size)."""
     url = guard(resolve_storage, storage, start=False)
     table = Table("study", "finished", "best", "directions", box=None, header_style="dim")
     for row in guard(reading.rows, url):
         budget = f"/{row.budget}" if row.budget is not None else ""
         best = "-" if row.best is None else f"{row.best:.4f}"
+        if row.front is not None:
+            best = f"front of {row.front}"  # `hpo best NAME` lists them
         table.add_row(row.name, f"{row.finished}{budget}", best, ", ".join(row.directions))
     stdout.print(table)
 

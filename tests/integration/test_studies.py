@@ -1,4 +1,4 @@
-"""`hpo delete` and `hpo best` against the real Postgres."""
+"""`hpo delete`, `hpo best` and `hpo studies` against the real Postgres."""
 
 from __future__ import annotations
 
@@ -66,3 +66,6 @@ def test_best_names_each_metric_and_the_front(database: Database) -> None:
     assert lines[1].startswith("trial 0: val_acc 0.9, val_loss 0.3 {")
     assert lines[3].startswith("trial 1: val_acc 0.8, val_loss 0.2 {")
     assert "trial 2" not in shown.stdout
+    listed = subprocess.run([HPO, "studies"], capture_output=True, text=True, check=True)
+    (row,) = [line.split() for line in listed.stdout.splitlines() if "fronted" in line]
+    assert row[:5] == ["fronted", "3/3", "front", "of", "2"], row
