@@ -77,10 +77,15 @@ def _image_id(client: docker.DockerClient, name: str) -> str | None:
 def _remove_unused(client: docker.DockerClient, image_id: str, log: BuildLog) -> None:
     """Remove the image a build replaced: untagged, it would stay as a dangling ~2 GB image.
 
-    The engine refuses while a container (even a stopped one) or another tag uses it: then it
-    is kept, for ``docker image prune`` once it is free.
+    Kept while a tag of someone else's still names it (the engine would delete an image with
+    one tag left, tag and all), and while a container (even a stopped one) uses it: then it is
+    for ``docker image prune`` once it is free.
     """
     try:
+        tags = client.images.get(image_id).tags
+        if tags:
+            log(f"kept the replaced image {image_id[:19]}: still tagged {', '.join(tags)}")
+            return
         client.images.remove(image_id)
     except ImageNotFound:
         return

@@ -120,11 +120,17 @@ def test_image_build_without_source_tree_says_so(tmp_path: Path) -> None:
 
 
 class _FakeImages:
-    """``client.images.remove`` as the engine answers it: gone, in use, or removed."""
+    """``client.images`` as the engine answers: gone, in use, tagged still, or removed."""
 
-    def __init__(self, answer: Exception | None) -> None:
+    def __init__(self, answer: Exception | None, tags: tuple[str, ...]) -> None:
         self.answer = answer
+        self.tags = list(tags)
         self.removed: list[str] = []
+
+    def get(self, image: str) -> SimpleNamespace:
+        if isinstance(self.answer, ImageNotFound):
+            raise self.answer
+        return SimpleNamespace(tags=self.tags)
 
     def remove(self, image: str) -> None:
         if self.answer is not None:
@@ -133,20 +139,25 @@ class _FakeImages:
 
 
 @pytest.mark.parametrize(
-    ("answer", "logged"),
+    ("answer", "tags", "logged"),
     [
-        (None, "removed the replaced image sha256:0123456789"),
-        (APIError("conflict", explanation="image is being used by a container"), "kept"),
-        (ImageNotFound("gone"), None),
+        (None, (), "removed the replaced image sha256:0123456789"),
+        (APIError("conflict", explanation="image is being used by a container"), (), "kept"),
+        (
+            None,
+            ("my-backup:1",),
+            "kept the replaced image sha256:0123456789ab: still tagged my-backup:1",
+        ),
+        (ImageNotFound("gone"), (), None),
     ],
 )
 def test_a_replaced_trainer_image_is_removed_or_kept_when_in_use(
-    answer: Exception | None, logged: str | None
+    answer: Exception | None, tags: tuple[str, ...], logged: str | None
 ) -> None:
-    fake = _FakeImages(answer)
+    fake = _FakeImages(answer, tags)
     lines: list[str] = []
     _remove_unused(SimpleNamespace(images=fake), "sha256:0123456789abcdef", lines.append)  # type: ignore[arg-type]
-    assert fake.removed == ([] if answer else ["sha256:0123456789abcdef"])
+    assert fake.removed == ([] if answer or tags else ["sha256:0123456789abcdef"])
     if logged is None:
         assert lines == []
     else:
