@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 from contextlib import suppress
+from pathlib import Path
 
 import docker
 from docker.errors import NotFound
@@ -24,7 +25,7 @@ from orchestrator.backends import (
     visible_gpus,
 )
 from orchestrator.compose_context import compose_context
-from orchestrator.console import stdout
+from orchestrator.console import stderr, stdout
 from orchestrator.engine import translated
 from orchestrator.errors import ConfigError
 from orchestrator.settings import (
@@ -99,20 +100,43 @@ def _check_trainer_installed() -> None:
 
 
 def _ensure_image(client: docker.DockerClient, image: str) -> None:
-    """Build the trainer image on first use; a user's image must exist already."""
-    if images.image_exists(client, image):
-        return
-    if image.partition(":")[0] != TRAINER_IMAGE:
-        raise ConfigError(
-            f"no image `{image}`: build it first (`docker build -t {image} ...`, FROM "
-            f"{TRAINER_IMAGE}:latest)."
-        )
+    """Build the trainer image on first use, or again when it is older than the source tree.
+
+    A user's image must exist already; one built FROM an older trainer image gets a warning.
+    """
+    labels = images.image_labels(client, image)
     root = source_root()
+    stale = root is not None and (labels or {}).get(images.SOURCE_LABEL) != images.source_digest(
+        root
+    )
+    if image.partition(":")[0] != TRAINER_IMAGE:
+        if labels is None:
+            raise ConfigError(
+                f"no image `{image}`: build it first (`docker build -t {image} ...`, FROM "
+                f"{TRAINER_IMAGE}:latest)."
+            )
+        if stale:
+            stderr.print(
+                f"warning: `{image}` was built FROM an older {TRAINER_IMAGE} than this hpo; if "
+                f"its workers fail, build it again FROM {TRAINER_IMAGE}:latest "
+                "(after `hpo image build`).",
+                soft_wrap=True,
+            )
+        return
     if root is None:
-        raise ConfigError(
-            f"no image `{image}` and no hpo source tree to build it: `hpo image build`."
-        )
-    with stdout.status("building the trainer image (first use)") as status:
+        if labels is None:
+            raise ConfigError(
+                f"no image `{image}` and no hpo source tree to build it: `hpo image build`."
+            )
+        return
+    if labels is None:
+        _build_trainer_image(client, root, "building the trainer image (first use)")
+    elif stale:
+        _build_trainer_image(client, root, "rebuilding the trainer image (older than the source)")
+
+
+def _build_trainer_image(client: docker.DockerClient, root: Path, why: str) -> None:
+    with stdout.status(why) as status:
 
         def log(line: str) -> None:
             status.update(f"[bold]building[/] {line[:100]}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from orchestrator.images._base import ensure_base_image
 from orchestrator.images._build import BuildLog, build_image
-from orchestrator.images._engine_images import image_exists
+from orchestrator.images._engine_images import image_exists, image_labels
 from orchestrator.images._postgres import ensure_postgres_image
-from orchestrator.images._trainer import build_trainer_image
+from orchestrator.images._trainer import SOURCE_LABEL, build_trainer_image, source_digest
 from orchestrator.images._wheelhouse import build_hpo_wheel, ensure_wheelhouse, requirements
 
 __all__ = [
+    "SOURCE_LABEL",
     "BuildLog",
     "build_hpo_wheel",
     "build_image",
@@ -22,5 +23,7 @@ __all__ = [
     "ensure_postgres_image",
     "ensure_wheelhouse",
     "image_exists",
+    "image_labels",
     "requirements",
+    "source_digest",
 ]

@@ -7,7 +7,7 @@ from docker.errors import DockerException, ImageNotFound
 
 from orchestrator.images._build import BuildLog
 
-__all__ = ["image_exists", "pull"]
+__all__ = ["image_exists", "image_labels", "pull"]
 
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
@@ -17,6 +17,14 @@ def image_exists(client: docker.DockerClient, name: str) -> bool:
     except ImageNotFound:
         return False
     return True
+
+
+def image_labels(client: docker.DockerClient, name: str) -> dict[str, str] | None:
+    """The labels of the image ``name`` (its own and its base's), or None if there is none."""
+    try:
+        return dict(client.images.get(name).labels or {})
+    except ImageNotFound:
+        return None
 
 
 def pull(client: docker.DockerClient, name: str, log: BuildLog) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -15,10 +17,15 @@ from orchestrator.images._build import BuildLog, build_image
 from orchestrator.images._wheelhouse import build_hpo_wheel, ensure_wheelhouse
 from orchestrator.settings import TRAINER_IMAGE
 
-__all__ = ["build_trainer_image"]
+__all__ = ["SOURCE_LABEL", "build_trainer_image", "source_digest"]
 
 DOCKERFILE = "trainer_image/Dockerfile"
 BUILDER_STAGE_LABEL = "hpo.stage=builder"  # set in the Dockerfile's first stage
+SOURCE_LABEL = "hpo.source"  # the image's `source_digest`; images built FROM it inherit it
+# What the image is built from (hpo's wheel holds both packages: the compose stack's orchestrator
+# runs from the same image), and what never counts: bytecode and the extension built in place.
+_SOURCES = ("pyproject.toml", "orchestrator", "trainer_image", "csrc")
+_NOT_SOURCES = (".pyc", ".so")
 
 
 def build_trainer_image(
@@ -48,7 +55,12 @@ def build_trainer_image(
     ensure_wheelhouse(root, log)
     build_hpo_wheel(root, log)
     base_image = ensure_base_image(client, base, log)
-    buildargs = {"BASE_IMAGE": base_image, "VERSION": __version__, "REVISION": _revision(root)}
+    buildargs = {
+        "BASE_IMAGE": base_image,
+        "VERSION": __version__,
+        "REVISION": _revision(root),
+        "SOURCE_DIGEST": source_digest(root),
+    }
     image_id = build_image(
         client,
         context=root,
@@ -65,6 +77,32 @@ def build_trainer_image(
         _remove_unused(client, replaced, log)
     _remove_old_builder_stages(client, log)
     return image_id
+
+
+def source_digest(root: Path) -> str:
+    """A digest of the sources the trainer image is built from, in the source tree ``root``.
+
+    A launch compares it with the image's ``SOURCE_LABEL``: after a ``git pull`` the image may
+    be older than the code that starts its workers (a worker option it does not know yet).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(_source_files(root)):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _source_files(root: Path) -> Iterator[Path]:
+    for name in _SOURCES:
+        top = root / name
+        candidates = top.rglob("*") if top.is_dir() else [top]
+        for path in candidates:
+            if (
+                path.is_file()
+                and "__pycache__" not in path.parts
+                and path.suffix not in _NOT_SOURCES
+            ):
+                yield path
 
 
 def _image_id(client: docker.DockerClient, name: str) -> str | None:

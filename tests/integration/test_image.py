@@ -15,7 +15,16 @@ import pytest
 
 from orchestrator import __version__, images
 from orchestrator.images._trainer import BUILDER_STAGE_LABEL
-from tests.integration.conftest import REPO, BuiltImage, Report, trainer_tag
+from orchestrator.settings import TRAINER_IMAGE
+from tests.integration.conftest import (
+    HPO,
+    REPO,
+    BuiltImage,
+    Database,
+    Report,
+    build_user_image,
+    trainer_tag,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +72,7 @@ def test_image_is_labelled_and_runs_as_non_root(
     labels = image.labels
     assert labels["org.opencontainers.image.version"] == __version__
     assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
+    assert labels[images.SOURCE_LABEL] == images.source_digest(REPO)  # so no launch rebuilds it
     assert _run(docker_client, ["id", "-u"]).strip() not in ("", "0")
 
 
@@ -124,3 +134,43 @@ def test_rebuild_after_touching_one_py_file(
 
 def _link(source: str, destination: str) -> None:
     Path(destination).hardlink_to(source)
+
+
+def test_a_launch_rebuilds_a_trainer_image_older_than_its_source(
+    docker_client: docker.DockerClient,
+    trainer_image: BuiltImage,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    # Last in this file: the trainer image is briefly one that claims older sources.
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {trainer_tag()}\nLABEL {images.SOURCE_LABEL}=older\n"
+    )
+    stale = next(build_user_image(docker_client, tmp_path))
+    docker_client.api.tag(stale, TRAINER_IMAGE, "latest")
+    launch = [HPO, "launch", "--workers", "1", "--trials", "1", "--runs-dir", str(tmp_path)]
+    launch += ["--tracking", "none", "--no-report", "trainer.max_epochs=1"]
+    try:
+        user = subprocess.run(
+            [*launch, "--study", "stale-user", "--image", stale],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert user.returncode == 0, user.stdout + user.stderr  # a warning, not a refusal
+        assert f"warning: `{stale}` was built FROM an older hpo-trainer" in user.stderr
+        ours = subprocess.run(
+            [*launch, "--study", "stale-ours"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert ours.returncode == 0, ours.stdout + ours.stderr
+        rebuilt = docker_client.images.get(trainer_tag())
+        assert rebuilt.labels[images.SOURCE_LABEL] == images.source_digest(REPO)
+    finally:
+        if docker_client.images.get(trainer_tag()).labels.get(images.SOURCE_LABEL) == "older":
+            docker_client.api.tag(trainer_image.image_id, TRAINER_IMAGE, "latest")
+        docker_client.images.remove(stale, force=True)
