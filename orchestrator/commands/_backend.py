@@ -106,33 +106,33 @@ def _ensure_image(client: docker.DockerClient, image: str) -> None:
     """
     labels = images.image_labels(client, image)
     root = source_root()
-    stale = root is not None and (labels or {}).get(images.SOURCE_LABEL) != images.source_digest(
-        root
-    )
+    current = images.source_digest(root) if root is not None else None
+    stale = current is not None and (labels or {}).get(images.SOURCE_LABEL) != current
     if image.partition(":")[0] != TRAINER_IMAGE:
-        if labels is None:
-            raise ConfigError(
-                f"no image `{image}`: build it first (`docker build -t {image} ...`, FROM "
-                f"{TRAINER_IMAGE}:latest)."
-            )
-        if stale:
-            stderr.print(
-                f"warning: `{image}` was built FROM an older {TRAINER_IMAGE} than this hpo; if "
-                f"its workers fail, build it again FROM {TRAINER_IMAGE}:latest "
-                "(after `hpo image build`).",
-                soft_wrap=True,
-            )
-        return
-    if root is None:
+        _check_users_image(image, labels is not None, stale)
+    elif root is None:
         if labels is None:
             raise ConfigError(
                 f"no image `{image}` and no hpo source tree to build it: `hpo image build`."
             )
-        return
-    if labels is None:
+    elif labels is None:
         _build_trainer_image(client, root, "building the trainer image (first use)")
     elif stale:
         _build_trainer_image(client, root, "rebuilding the trainer image (older than the source)")
+
+
+def _check_users_image(image: str, exists: bool, stale: bool) -> None:
+    if not exists:
+        raise ConfigError(
+            f"no image `{image}`: build it first (`docker build -t {image} ...`, FROM "
+            f"{TRAINER_IMAGE}:latest)."
+        )
+    if stale:
+        stderr.print(
+            f"warning: `{image}` was built FROM an older {TRAINER_IMAGE} than this hpo; if its "
+            f"workers fail, build it again FROM {TRAINER_IMAGE}:latest (after `hpo image build`).",
+            soft_wrap=True,
+        )
 
 
 def _build_trainer_image(client: docker.DockerClient, root: Path, why: str) -> None:
