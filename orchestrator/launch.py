@@ -145,7 +145,9 @@ class _Fleet:
         # (worker, reason): fail its RUNNING trial at once; set once the study is loaded.
         self.fail_trials = fail_trials
         self.handles: dict[int, WorkerHandle] = {}
-        self.states: dict[int, WorkerState] = {}
+        # In worker order from the start (the view and summary list them so), though they
+        # start side by side.
+        self.states = {worker: WorkerState.PENDING for worker in range(plan.workers)}
         self.reasons: dict[int, str] = {}  # worker -> why it last failed
         self.restarts: dict[int, int] = {}
         self._handled: set[str] = set()  # handles whose failure was dealt with

@@ -14,6 +14,7 @@ from trainer.errors import HpoError
 from trainer.spec import SPEC_ATTR, Budget, ExperimentSpec, Resilience, ready_attr
 
 from orchestrator import launch as launcher
+from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import WorkerHandle, WorkerSpec, WorkerState
 from orchestrator.study import build_spec
 
@@ -120,6 +121,32 @@ def test_the_workers_start_side_by_side(spec: ExperimentSpec, tmp_path: Path) ->
     console = Console(file=io.StringIO())
     launcher.run(_plan(tmp_path, workers=3), spec, backend, console, ready=lambda: False)
     assert sorted(s.worker_id for s in backend.started) == [0, 1, 2]
+
+
+class _FirstStartsLastBackend(_RecordingBackend):
+    """Worker 0's start ends only once every other worker's has."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__()
+        self.others = threading.Barrier(workers - 1, timeout=10)
+        self.others_done = threading.Event()
+
+    def start(self, spec: WorkerSpec) -> WorkerHandle:
+        if spec.worker_id == 0:
+            assert self.others_done.wait(timeout=10)
+            return super().start(spec)
+        handle = super().start(spec)
+        if self.others.wait() == 0:
+            self.others_done.set()
+        return handle
+
+
+def test_the_workers_keep_their_order_however_their_starts_end(tmp_path: Path) -> None:
+    backend = _FirstStartsLastBackend(workers=3)
+    fleet = launcher._Fleet(_plan(tmp_path, workers=3), backend)
+    each_at_once(fleet.start, range(3))
+    assert backend.started[-1].worker_id == 0
+    assert list(fleet.states) == [0, 1, 2]  # the live view's rows and the summary's order
 
 
 def test_a_restarted_worker_does_not_wait_for_its_launch(tmp_path: Path) -> None:
