@@ -12,11 +12,7 @@ __all__ = ["image_exists", "image_labels", "pull"]
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
     """Whether the engine holds an image called ``name``."""
-    try:
-        client.images.get(name)
-    except ImageNotFound:
-        return False
-    return True
+    return image_labels(client, name) is not None
 
 
 def image_labels(client: docker.DockerClient, name: str) -> dict[str, str] | None:
