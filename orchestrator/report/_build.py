@@ -26,15 +26,15 @@ def write_report(url: str, name: str, runs_dir: Path, out: Path) -> Path:
         spec = spec_of(study)
         best = best_trials(study)
         ranked = _best_first(study)
-        drawn = figures(study, ranked, runs_dir)
+        metrics = spec.objective.metrics
+        drawn = figures(study, ranked, runs_dir, metrics)
         retrain = [retrain_command(spec, trial.params) for trial in best]
         out.mkdir(parents=True, exist_ok=True)
         index = out / "index.html"
-        metrics = spec.objective.metrics
         index.write_text(
             page(study, drawn, best, retrain, summary=_summary(study, spec), metrics=metrics)
         )
-        write_pngs(study, list(drawn), ranked, runs_dir, out)
+        write_pngs(study, list(drawn), ranked, runs_dir, out, metrics=metrics)
         return index
 
 

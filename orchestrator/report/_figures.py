@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,29 +18,43 @@ import plotly.graph_objects as go
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["CURVES", "curves_of", "figures", "quiet_plotting"]
+__all__ = ["CURVES", "INTERMEDIATE", "curves_of", "figures", "quiet_plotting"]
 
 CURVES = "loss curves of the best trials"
+INTERMEDIATE = "intermediate values (val metric per epoch)"
 BEST_CURVES = 3
 
 
-def figures(study: optuna.Study, best: list[FrozenTrial], runs_dir: Path) -> dict[str, go.Figure]:
-    """Title -> figure, for what this study can show (e.g. importances need 2 complete trials)."""
+def figures(
+    study: optuna.Study, best: list[FrozenTrial], runs_dir: Path, metrics: Sequence[str]
+) -> dict[str, go.Figure]:
+    """Title -> figure, for what this study can show (e.g. importances need 2 complete trials).
+
+    The axes name the objective's ``metrics`` (``val_acc``), where Optuna would write "Objective
+    Value"; per-epoch values are those of the first metric, the one trials report.
+    """
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     plots: dict[str, Callable[[], go.Figure]] = {}
+    metric = metrics[0]
     if len(study.directions) == 1:
         if complete:  # each of these would be an empty chart (and an Optuna warning) without
-            plots["optimization history"] = lambda: vis.plot_optimization_history(study)
+            plots["optimization history"] = lambda: vis.plot_optimization_history(
+                study, target_name=metric
+            )
         if len(complete) >= 2:
-            plots["parameter importances"] = lambda: vis.plot_param_importances(study)
+            plots["parameter importances"] = lambda: vis.plot_param_importances(
+                study, target_name=metric
+            )
         if complete:
-            plots["parallel coordinates"] = lambda: vis.plot_parallel_coordinate(study)
-            plots["slice plots"] = lambda: vis.plot_slice(study)
-        plots["intermediate values (val metric per epoch)"] = lambda: vis.plot_intermediate_values(
-            study
+            plots["parallel coordinates"] = lambda: vis.plot_parallel_coordinate(
+                study, target_name=metric
+            )
+            plots["slice plots"] = lambda: vis.plot_slice(study, target_name=metric)
+        plots[INTERMEDIATE] = lambda: vis.plot_intermediate_values(study).update_yaxes(
+            title_text=metric
         )
     else:
-        plots["Pareto front"] = lambda: vis.plot_pareto_front(study)
+        plots["Pareto front"] = lambda: vis.plot_pareto_front(study, target_names=list(metrics))
     made: dict[str, go.Figure] = {}
     with quiet_plotting():
         for title, plot in plots.items():

@@ -6,7 +6,7 @@ here from the same CSV logs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,22 +19,35 @@ from matplotlib.axes import Axes
 from optuna.trial import FrozenTrial
 from optuna.visualization import matplotlib as mvis
 
-from orchestrator.report._figures import BEST_CURVES, CURVES, curves_of, quiet_plotting
+from orchestrator.report._figures import (
+    BEST_CURVES,
+    CURVES,
+    INTERMEDIATE,
+    curves_of,
+    quiet_plotting,
+)
 
 __all__ = ["write_pngs"]
 
-_PLOTS: dict[str, Callable[[optuna.Study], object]] = {
-    "optimization history": mvis.plot_optimization_history,
-    "parameter importances": mvis.plot_param_importances,
-    "parallel coordinates": mvis.plot_parallel_coordinate,
-    "slice plots": mvis.plot_slice,
-    "intermediate values (val metric per epoch)": mvis.plot_intermediate_values,
-    "Pareto front": mvis.plot_pareto_front,
+# Title -> drawing, given the study and its objective's metric names (as in ``figures``).
+_PLOTS: dict[str, Callable[[optuna.Study, Sequence[str]], object]] = {
+    "optimization history": lambda s, m: mvis.plot_optimization_history(s, target_name=m[0]),
+    "parameter importances": lambda s, m: mvis.plot_param_importances(s, target_name=m[0]),
+    "parallel coordinates": lambda s, m: mvis.plot_parallel_coordinate(s, target_name=m[0]),
+    "slice plots": lambda s, m: mvis.plot_slice(s, target_name=m[0]),
+    INTERMEDIATE: lambda s, m: mvis.plot_intermediate_values(s).set_ylabel(m[0]),
+    "Pareto front": lambda s, m: mvis.plot_pareto_front(s, target_names=list(m)),
 }
 
 
 def write_pngs(
-    study: optuna.Study, titles: list[str], best: list[FrozenTrial], runs_dir: Path, out: Path
+    study: optuna.Study,
+    titles: list[str],
+    best: list[FrozenTrial],
+    runs_dir: Path,
+    out: Path,
+    *,
+    metrics: Sequence[str],
 ) -> list[Path]:
     """One PNG per title (the figures the HTML page has); returns their paths.
 
@@ -48,7 +61,7 @@ def write_pngs(
             if title == CURVES:
                 _curves(study.study_name, best[:BEST_CURVES], runs_dir)
             else:
-                _PLOTS[title](study)
+                _PLOTS[title](study, metrics)
         figure = plt.gcf()
         figure.set_size_inches(10, 6)
         figure.savefig(path, dpi=100, bbox_inches="tight")

@@ -1,4 +1,4 @@
-"""The report's figures for a study with nothing complete yet: no empty charts, no Optuna noise."""
+"""The report's figures: no empty charts or Optuna noise, and axes that name the metrics."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from orchestrator.report._figures import CURVES, figures
-from orchestrator.report._png import write_pngs
+from orchestrator.report._figures import CURVES, INTERMEDIATE, figures
+from orchestrator.report._png import _PLOTS, write_pngs
+from tests.fronts import tell_values
+
+METRIC = ("val_acc",)
 
 
 @pytest.fixture
@@ -38,11 +42,51 @@ def test_a_study_without_complete_trials_draws_no_empty_charts_and_logs_nothing(
     stale = tmp_path / "optimization-history.png"  # from a report when trials had completed
     stale.write_bytes(b"png")
 
-    drawn = figures(study, [], tmp_path)
-    written = write_pngs(study, list(drawn), [], tmp_path, tmp_path)
+    drawn = figures(study, [], tmp_path, METRIC)
+    written = write_pngs(study, list(drawn), [], tmp_path, tmp_path, metrics=METRIC)
 
     assert "optimization history" not in drawn
     assert CURVES in drawn
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(p.name for p in written)
     assert not stale.exists()
     assert [r.getMessage() for r in optuna_logs.records] == []
+
+
+def _searched_study() -> optuna.Study:
+    """Three complete trials of one parameter, each with two epochs' reported values."""
+    study = optuna.create_study(direction="maximize")
+    for lr in (0.01, 0.02, 0.03):
+        trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
+        trial.report(lr, step=0)
+        trial.report(2 * lr, step=1)
+        study.tell(trial, 2 * lr)
+    return study
+
+
+VALUE_AXES = ("optimization history", "slice plots", INTERMEDIATE)
+
+
+def test_the_value_axes_name_the_metric_not_objective_value(tmp_path: Path) -> None:
+    drawn = figures(_searched_study(), [], tmp_path, METRIC)
+    assert {title: drawn[title].layout.yaxis.title.text for title in VALUE_AXES} == dict.fromkeys(
+        VALUE_AXES, "val_acc"
+    )
+    assert "val_acc" in drawn["parallel coordinates"].to_json()
+
+
+@pytest.mark.parametrize("title", VALUE_AXES)
+def test_the_png_value_axes_name_the_metric(title: str) -> None:
+    _PLOTS[title](_searched_study(), METRIC)
+    labels = [axes.get_ylabel() for axes in plt.gcf().axes]
+    plt.close("all")
+    assert labels[0] == "val_acc"
+
+
+def test_a_pareto_front_names_both_metrics(tmp_path: Path) -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    tell_values(study)
+    figure = figures(study, [], tmp_path, ("val_acc", "val_loss"))["Pareto front"]
+    assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == (
+        "val_acc",
+        "val_loss",
+    )
