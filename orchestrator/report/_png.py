@@ -63,7 +63,8 @@ def write_pngs(
             else:
                 _PLOTS[title](study, metrics)
         figure = plt.gcf()
-        figure.set_size_inches(10, 6)
+        # A slice plot has one panel per parameter: 2 inches each keeps their labels apart.
+        figure.set_size_inches(max(10, 2 * len(figure.axes)), 6)
         figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close("all")
         written.append(path)
