@@ -82,6 +82,10 @@ def main() -> None:
         print(f"{label:<24}{seconds:>8.3f} s")
     ratio = medians["with W&B (offline)"] / medians["without W&B"]
     print(f"{'ratio':<24}{ratio:>8.2f}x   (goal < 1.10)")
+    added = medians["with W&B (offline)"] - medians["without W&B"]
+    # W&B's cost is mostly per run (start, finish), not per epoch: in seconds, it carries over
+    # to trials of any length, where the ratio does not.
+    print(f"{'W&B adds per trial':<24}{added * 1000:>8.0f} ms")
     print(f"{'first W&B trial':<24}{first:>8.3f} s   (starts wandb-core, once per worker)")
 
 
