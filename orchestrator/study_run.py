@@ -107,11 +107,15 @@ def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> 
     history = _best_so_far(study, trials)
     if history:
         best = wandb.Table(columns=["number", "best_value"], data=history)
-        charts["history"] = wandb.plot.line(best, "number", "best_value", title="best value")
+        charts["history"] = wandb.plot.line(
+            best, "number", "best_value", title=f"best {metrics[0]}"
+        )
     importances = _importances(study)
     if importances:
         ranked = wandb.Table(columns=["param", "importance"], data=importances)
-        charts["importance"] = wandb.plot.bar(ranked, "param", "importance", title="importance")
+        charts["importance"] = wandb.plot.bar(
+            ranked, "param", "importance", title=f"importance for {metrics[0]}"
+        )
     run.log(charts)
     run.summary.update(_summary(study, trials))
     run.finish()

@@ -220,6 +220,20 @@ def test_a_multi_objective_study_run_has_a_column_per_metric_and_its_front(tmp_p
     assert [row[3:5] for row in rows] == [*VALUES, [None, None]]
 
 
+def test_a_study_runs_charts_name_the_metric(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="so", direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1) + t.suggest_int("depth", 1, 3), 3)
+    log_study_run(study, _spec(), tmp_path)
+
+    (run,) = read_runs(tmp_path / "so" / "wandb")
+    titles = {
+        key.removeprefix("_wandb/visualize/"): value["panel_config"]["stringSettings"]["title"]
+        for key, value in run.config.items()
+        if key.startswith("_wandb/visualize/")
+    }
+    assert titles == {"history": "best val_acc", "importance": "importance for val_acc"}
+
+
 @pytest.mark.slow
 def test_a_retried_trial_names_the_trial_and_run_it_retries(tmp_path: Path) -> None:
     spec = _spec(epochs=1)
