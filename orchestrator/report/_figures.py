@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["CURVES", "INTERMEDIATE", "curves_of", "figures", "quiet_plotting"]
+__all__ = ["CURVES", "INTERMEDIATE", "curves_of", "curves_title", "figures", "quiet_plotting"]
 
 CURVES = "loss curves of the best trials"
 INTERMEDIATE = "intermediate values (val metric per epoch)"
@@ -80,17 +80,38 @@ def quiet_plotting() -> Iterator[None]:
 
 
 def curves_of(study_name: str, trial: FrozenTrial, runs_dir: Path) -> dict[str, list[float]]:
-    """``train_loss`` and ``val_loss`` per epoch, from the trial's CSV log (empty if none)."""
-    path = runs_dir / study_name / f"trial-{trial.number}" / "csv" / "metrics.csv"
+    """``train_loss`` and ``val_loss`` per epoch, from the trial's CSV log.
+
+    A series the log lacks (a user's model may log neither) is left out, as is every series
+    when there is no log: an empty one would be a legend entry with no line.
+    """
+    path = _csv_log(study_name, trial, runs_dir)
     series: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     if not path.is_file():
-        return series
+        return {}
     with path.open() as f:
         for row in csv.DictReader(f):
             for name, values in series.items():
                 if row.get(name):
                     values.append(float(row[name]))
-    return series
+    return {name: values for name, values in series.items() if values}
+
+
+def curves_title(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -> str:
+    """The curves' title, naming the trials whose CSV log is not here.
+
+    Those ran on another machine (each keeps its own run folder) or had their folder removed:
+    the reader should know a curve is missing, not take the chart as all there is.
+    """
+    missing = [t.number for t in trials if not _csv_log(study_name, t, runs_dir).is_file()]
+    if not missing:
+        return CURVES
+    numbers = ", ".join(map(str, missing))
+    return f"{CURVES}<br>(no CSV log under {runs_dir} for trial(s) {numbers})"
+
+
+def _csv_log(study_name: str, trial: FrozenTrial, runs_dir: Path) -> Path:
+    return runs_dir / study_name / f"trial-{trial.number}" / "csv" / "metrics.csv"
 
 
 def _curves_figure(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -> go.Figure:
@@ -107,5 +128,6 @@ def _curves_figure(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -
                     line={"dash": dash},
                 )
             )
-    figure.update_layout(title=CURVES, xaxis_title="epoch", yaxis_title="loss")
+    title = curves_title(study_name, trials, runs_dir)
+    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title="loss")
     return figure

@@ -24,6 +24,7 @@ from orchestrator.report._figures import (
     CURVES,
     INTERMEDIATE,
     curves_of,
+    curves_title,
     quiet_plotting,
 )
 
@@ -79,8 +80,9 @@ def _curves(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -> Axes:
         for name, values in curves_of(study_name, trial, runs_dir).items():
             style = "-" if name == "train_loss" else "--"
             axes.plot(range(len(values)), values, style, label=f"trial {trial.number} {name}")
-    axes.set(title=CURVES, xlabel="epoch", ylabel="loss")
-    if trials:
+    title = curves_title(study_name, trials, runs_dir).replace("<br>", "\n")
+    axes.set(title=title, xlabel="epoch", ylabel="loss")
+    if axes.lines:  # none when no trial's log is here
         axes.legend()
     return axes
 

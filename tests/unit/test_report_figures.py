@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from orchestrator.report._figures import CURVES, INTERMEDIATE, figures
-from orchestrator.report._png import _PLOTS, write_pngs
+from orchestrator.report._png import _PLOTS, _curves, write_pngs
 from tests.fronts import tell_values
 
 METRIC = ("val_acc",)
@@ -90,3 +90,28 @@ def test_a_pareto_front_names_both_metrics(tmp_path: Path) -> None:
         "val_acc",
         "val_loss",
     )
+
+
+def test_the_curves_name_the_best_trials_whose_log_is_not_here(tmp_path: Path) -> None:
+    study = _searched_study()
+    best = study.trials[::-1]  # trial 2 first
+    log = tmp_path / study.study_name / "trial-2" / "csv" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch,train_loss,val_loss\n0,0.9,\n0,,0.8\n")
+
+    figure = figures(study, best, tmp_path, METRIC)[CURVES]
+    axes = _curves(study.study_name, best, tmp_path)
+    plt.close("all")
+
+    note = f"no CSV log under {tmp_path} for trial(s) 1, 0"
+    assert note in figure.layout.title.text
+    assert note in axes.get_title()
+    assert [trace.name for trace in figure.data] == ["trial 2 train_loss", "trial 2 val_loss"]
+
+
+def test_the_curves_of_trials_all_here_have_the_plain_title(tmp_path: Path) -> None:
+    study = _searched_study()
+    log = tmp_path / study.study_name / "trial-0" / "csv" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch,train_loss,val_loss\n0,0.9,0.8\n")
+    assert figures(study, study.trials[:1], tmp_path, METRIC)[CURVES].layout.title.text == CURVES
