@@ -66,7 +66,11 @@ Sampler = Annotated[SamplerName, typer.Option(case_sensitive=False, rich_help_pa
 Pruner = Annotated[PrunerName, typer.Option(case_sensitive=False, rich_help_panel=SEARCH)]
 Seed = Annotated[
     int | None,
-    typer.Option(help="Sampler seed (worker k uses seed + k).", rich_help_panel=SEARCH),
+    typer.Option(
+        help="Sampler seed: trial n samples with a seed made of it and n, so no two trials "
+        "draw alike (workers, restarts, resumes, machines). Default: random.",
+        rich_help_panel=SEARCH,
+    ),
 ]
 Timeout = Annotated[
     float | None,

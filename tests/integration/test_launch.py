@@ -320,6 +320,10 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     snapshot = read_study(database, "twice")
     assert snapshot.count(*FINISHED) == 6
     assert len(snapshot.trials) == 6
+    # Each launch's worker 0 has seed 1, as on two machines: still, no trial repeats another's
+    # params (all six are TPE's random start-up trials).
+    draws = [json.dumps(t.params, sort_keys=True) for t in snapshot.trials]
+    assert len(set(draws)) == 6, draws
 
 
 def _ran_nothing(study: str, runs: Path) -> bool:

@@ -5,29 +5,102 @@ Samplers are not stored in the database, so every worker builds its own from the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
 from trainer.spec import ExperimentSpec
 
-__all__ = ["make_pruner", "make_sampler"]
+__all__ = ["TrialSeeded", "make_pruner", "make_sampler"]
 
 
-def make_sampler(spec: ExperimentSpec, worker: int) -> optuna.samplers.BaseSampler:
-    """The spec's sampler for one worker.
-
-    Workers must not draw the same numbers: each gets ``seed + worker``. TPE runs with
-    ``constant_liar`` so a worker treats its peers' RUNNING trials as bad results and samples
-    elsewhere, and ``multivariate`` so correlated parameters (lr and batch size) are modelled
-    together.
-    """
-    seed = None if spec.seed is None else spec.seed + worker
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if spec.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    if spec.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed)
+def _tpe(seed: int | None) -> BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True)
+
+
+_SAMPLERS: dict[str, Callable[[int | None], BaseSampler]] = {
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed),
+    "tpe": _tpe,
+}
+
+
+def make_sampler(spec: ExperimentSpec) -> BaseSampler:
+    """The spec's sampler for a worker.
+
+    TPE runs with ``constant_liar`` so a worker treats its peers' RUNNING trials as bad results
+    and samples elsewhere, and ``multivariate`` so correlated parameters (lr and batch size) are
+    modelled together. With a seed, every trial is sampled with a seed of its own
+    (``TrialSeeded``); without one, each worker's sampler seeds itself at random.
+    """
+    make = _SAMPLERS[spec.sampler]
+    return make(None) if spec.seed is None else TrialSeeded(make, spec.seed)
+
+
+class TrialSeeded(BaseSampler):
+    """A sampler made anew for every trial, seeded from the study's seed and the trial's number.
+
+    A sampler seeded once per worker draws the same numbers each time it starts: a restarted
+    worker, a resumed study and a second machine's launch would all repeat the trials of the
+    first (every random trial, and TPE's first ten). A trial's number is unique in its study, so
+    here no two trials draw the same numbers, and trial n draws the same ones in every run.
+    The sampler's state beyond its random numbers (CMA-ES's, QMC's position) lives in the study.
+    """
+
+    def __init__(self, make: Callable[[int], BaseSampler], seed: int) -> None:
+        self._make = make
+        self._seed = seed
+        self._sampler = make(seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Make the trial's own sampler, then hand over to it."""
+        mixed = np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0]
+        self._sampler = self._make(int(mixed))
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """The trial's sampler's."""
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        """The trial's sampler's."""
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """The trial's sampler's."""
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        """The trial's sampler's."""
+        self._sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing: the seeds come from the trials' numbers (Optuna calls this per thread)."""
 
 
 def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:

@@ -99,7 +99,7 @@ def _work(args: argparse.Namespace, url: str) -> int:
         grace_s=resilience.grace_s,
         stale_callback=retry,
     )
-    sampler, pruner = make_sampler(spec, args.worker_id), make_pruner(spec)
+    sampler, pruner = make_sampler(spec), make_pruner(spec)
     study = optuna.load_study(
         study_name=args.study, storage=storage, sampler=sampler, pruner=pruner
     )
