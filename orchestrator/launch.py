@@ -20,7 +20,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from trainer.signals import SignalledStop
-from trainer.spec import ExperimentSpec
+from trainer.spec import ExperimentSpec, is_launch_worker
 from trainer.storage import open_storage, with_retries
 
 from orchestrator.all_at_once import each_at_once
@@ -49,7 +49,8 @@ class LaunchPlan:
     restart_workers: int = 0  # restarts allowed per failed worker
     detach: bool = False  # return once every worker runs; leave them running
     stop_timeout_s: float = STOP_TIMEOUT_S
-    launch_id: str | None = None  # workers wait until the study is ready for it (see `run`)
+    # Labels the workers' trials; first starts wait until the study is ready for it (see `run`).
+    launch_id: str | None = None
 
 
 def run(
@@ -106,13 +107,18 @@ def _watch(
     try:
         study = optuna.load_study(study_name=plan.study, storage=storage)
         done_before = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-        fleet.fail_trials = partial(_fail_trials_of, study, storage, retry=retry)
+        fleet.fail_trials = partial(
+            _fail_trials_of, study, storage, launch=plan.launch_id, retry=retry
+        )
 
         def retried(action: Callable[[], T]) -> T:
             return with_retries(action, spec.resilience.grace_s, sleep=stop.sleep)
 
         def refresh() -> Snapshot:
-            read = partial(_reap_and_read, study, spec, fleet.states, started, done_before)
+            def read() -> Snapshot:
+                states, launch = fleet.states, plan.launch_id
+                return _reap_and_read(study, spec, states, started, done_before, launch=launch)
+
             return fleet.annotate(retried(read))
 
         with live_view(console) as show:
@@ -173,8 +179,9 @@ class _Fleet:
             plan.runs_dir,
             plan.threads,
             plan.config_dir,
+            launch=plan.launch_id,
             # A restart comes after the study was ready: no wait, whichever launch it names now.
-            launch=None if worker in self.handles else plan.launch_id,
+            wait_ready=plan.launch_id is not None and worker not in self.handles,
         )
         self.handles[worker] = self.backend.start(spec)
         self.states[worker] = WorkerState.PENDING
@@ -219,22 +226,32 @@ def _reap_and_read(
     states: dict[int, WorkerState],
     started: float,
     done_before: int,
+    *,
+    launch: str | None,
 ) -> Snapshot:
     """Fail stale trials (retrying them), then read the study for the view."""
     optuna.storages.fail_stale_trials(study)
-    return take_snapshot(study, spec.budget.trials, states, started, done_before)
+    return take_snapshot(study, spec.budget.trials, states, started, done_before, launch=launch)
 
 
 def _fail_trials_of(
-    study: optuna.Study, storage: RDBStorage, worker: int, reason: str, *, retry: Retry
+    study: optuna.Study,
+    storage: RDBStorage,
+    worker: int,
+    reason: str,
+    *,
+    launch: str | None,
+    retry: Retry,
 ) -> None:
     """A worker died: fail its running trial now, with why, and retry it (no grace period wait).
 
-    The heartbeat stays the safety net for when no launcher watches (another host, a crash).
+    Another launch of the study (on another machine, say) has a worker of the same number: its
+    trials carry their own ``launch`` label and are left alone. The heartbeat stays the safety
+    net for when no launcher watches (another host, a crash).
     """
     study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("worker") != worker:
+        if not is_launch_worker(trial, launch, worker):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:

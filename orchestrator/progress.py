@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from trainer.budget import Counts
+from trainer.spec import is_launch_worker
 
 from orchestrator.backends import WorkerState
 from orchestrator.reading import fail_reason
@@ -59,8 +60,14 @@ def take_snapshot(
     workers: Mapping[int, WorkerState],
     started: float,
     finished_at_start: int,
+    *,
+    launch: str | None = None,
 ) -> Snapshot:
-    """Read the study once and summarise it."""
+    """Read the study once and summarise it.
+
+    The counts cover every launch's trials; ``running`` holds only those of ``launch``'s own
+    ``workers`` (another machine's worker 0 is not this launch's).
+    """
     trials = study.get_trials(deepcopy=False)
     by_state = {state: 0 for state in TrialState}
     for trial in trials:
@@ -73,9 +80,11 @@ def take_snapshot(
         failed=by_state[TrialState.FAIL],
     )
     running = {
-        int(t.user_attrs.get("worker", -1)): (t.number, _last_step(t))
+        worker: (t.number, _last_step(t))
         for t in trials
         if t.state is TrialState.RUNNING
+        for worker in workers
+        if is_launch_worker(t, launch, worker)
     }
     single = len(study.directions) == 1
     failed = [t for t in trials if t.state is TrialState.FAIL]

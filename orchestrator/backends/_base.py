@@ -79,7 +79,8 @@ class WorkerSpec:
     runs_dir: Path
     threads: int | None = None
     config_dir: Path | None = None  # a user's Hydra config folder, searched after the packaged one
-    launch: str | None = None  # wait until the study is ready for this launch (first starts only)
+    launch: str | None = None  # the launch's id: labels the worker's trials
+    wait_ready: bool = False  # wait until the study is ready for ``launch`` (first starts only)
 
     @property
     def name(self) -> str:
@@ -88,8 +89,10 @@ class WorkerSpec:
 
     @property
     def launch_args(self) -> list[str]:
-        """``--launch ID`` for a worker that must wait for its launch, else nothing."""
-        return ["--launch", self.launch] if self.launch else []
+        """``--launch ID``, and ``--wait-ready`` for a worker that must wait for its launch."""
+        if self.launch is None:
+            return []
+        return ["--launch", self.launch, *(["--wait-ready"] if self.wait_ready else [])]
 
     @property
     def log_path(self) -> Path:

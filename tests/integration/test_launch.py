@@ -326,6 +326,70 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     assert len(set(draws)) == 6, draws
 
 
+def test_a_dead_worker_fails_its_own_launchs_trial_not_another_launchs(
+    database: Database, tmp_path: Path
+) -> None:
+    # Two launches of one study, as on two machines: each has a worker 0.
+    command = _launch("pair", tmp_path, "--workers", "1", "--trials", "4", "--heartbeat", "10")
+    command += ["--grace", "30", "--pruner", "none", *held(hold := tmp_path / "hold")]
+    with _running(command) as first, _running(command) as second:
+        _wait_for_running_trials(database, "pair", 2)
+        os.kill(_worker_pid(first.pid, "trainer.worker --study pair "), signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while not (died := _died(database, "pair")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # three launcher ticks: a second, wrong, fail would be there by now
+        died = _died(database, "pair")
+        running = read_study(database, "pair").count(TrialState.RUNNING)
+        hold.unlink()
+        output = second.communicate(timeout=600)[0]
+    assert len(died) == 1 and running == 1, died
+    assert second.returncode == 0, output
+    assert read_study(database, "pair").count(*FINISHED) == 4
+
+
+def _wait_for_running_trials(database: Database, study: str, count: int) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            trials = read_study(database, study).trials
+        except KeyError:  # not created yet
+            trials = []
+        if (
+            sum(t.state is TrialState.RUNNING and bool(t.intermediate_values) for t in trials)
+            >= count
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{count} trials of {study} never ran at once")
+
+
+def _worker_pid(launch_pid: int, pattern: str) -> int:
+    """The pid of the one worker process matching ``pattern`` that ``launch_pid`` started."""
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+    mine = [int(pid) for pid in found.stdout.split() if _descends_from(int(pid), launch_pid)]
+    assert len(mine) == 1, found.stdout
+    return mine[0]
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid, after "(name) state"
+    return False
+
+
+def _died(database: Database, study: str) -> list[str]:
+    """The fail reasons of the trials a launcher failed for a dead worker (a retry of one
+    inherits its user attrs, that reason too, but is not FAIL).
+    """
+    failed = read_study(database, study).trials
+    reasons = [t.user_attrs.get("fail_reason", "") for t in failed if t.state is TrialState.FAIL]
+    return [reason for reason in reasons if " died: " in reason]
+
+
 def _ran_nothing(study: str, runs: Path) -> bool:
     """Whether the launch's workers, started while it readied the study, ran no trial and left."""
     log = runs / study / "worker-0.log"

@@ -1,4 +1,7 @@
-"""A launch starts its workers before the study is ready; they wait for it, a refusal stops them."""
+"""A launch starts its workers before the study is ready; they wait for it, a refusal stops them.
+
+Its id also labels its workers' trials, which tells them from another launch's.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from trainer import worker
 from trainer.errors import HpoError
-from trainer.spec import SPEC_ATTR, Budget, ExperimentSpec, Resilience, ready_attr
+from trainer.spec import (
+    SPEC_ATTR,
+    Budget,
+    ExperimentSpec,
+    Resilience,
+    is_launch_worker,
+    ready_attr,
+)
 
 from orchestrator import launch as launcher
 from orchestrator.all_at_once import each_at_once
@@ -154,9 +166,9 @@ def test_a_restarted_worker_does_not_wait_for_its_launch(tmp_path: Path) -> None
     fleet = launcher._Fleet(_plan(tmp_path, workers=1), backend)
     fleet.start(0)
     fleet.start(0)  # a restart: the study was ready long ago, maybe for a later launch by now
-    assert [s.launch for s in backend.started] == ["L1", None]
-    assert backend.started[0].launch_args == ["--launch", "L1"]
-    assert backend.started[1].launch_args == []
+    assert [s.wait_ready for s in backend.started] == [True, False]
+    assert backend.started[0].launch_args == ["--launch", "L1", "--wait-ready"]
+    assert backend.started[1].launch_args == ["--launch", "L1"]  # its trials: still L1's
 
 
 class _Engine:
@@ -222,3 +234,14 @@ def test_a_worker_told_no_launch_reads_at_once_and_names_a_missing_study(
     assert _read(monkeypatch, _Study(exists_after=0, ready_after=None), None)[0] == 7
     with pytest.raises(HpoError, match="no study `s` in the database"):
         _read(monkeypatch, _Study(exists_after=1, ready_after=None), None)
+
+
+def test_a_trial_is_a_launch_workers_by_its_launch_label_too() -> None:
+    def labelled(**labels: object) -> FrozenTrial:
+        return optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs=labels)
+
+    this, other = labelled(worker=0, launch="L1"), labelled(worker=0, launch="L2")
+    assert is_launch_worker(this, "L1", 0)
+    assert not is_launch_worker(other, "L1", 0)  # another machine's worker 0
+    assert not is_launch_worker(this, "L1", 1)
+    assert is_launch_worker(labelled(worker=0), "L1", 0)  # a worker started by hand

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from trainer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 __all__ = [
     "SPEC_ATTR",
@@ -22,6 +25,7 @@ __all__ = [
     "Objective",
     "Resilience",
     "Tracking",
+    "is_launch_worker",
     "ready_attr",
 ]
 
@@ -44,6 +48,17 @@ def ready_attr(launch: str) -> str:
     its own workers, never wait on each other's.
     """
     return f"hpo.ready.{launch}"
+
+
+def is_launch_worker(trial: FrozenTrial, launch: str | None, worker: int) -> bool:
+    """Whether ``trial`` is run by ``worker`` of ``launch``, by the labels its worker gave it.
+
+    Every launch numbers its workers from 0, so the worker alone does not say: launches of one
+    study on several machines each have a worker 0. A trial without a launch label (a worker
+    started by hand, or an older one) goes by its worker alone.
+    """
+    labels = trial.user_attrs
+    return labels.get("worker") == worker and labels.get("launch", launch) == launch
 
 
 @dataclass(frozen=True)

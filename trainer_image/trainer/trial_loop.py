@@ -47,6 +47,7 @@ class TrialLoop:
     worker_id: int
     retry: Callable[[optuna.Study, FrozenTrial], None]
     stop: StopRequest
+    launch: str | None = None  # labels each trial, with the worker, for its launcher
 
     @property
     def grace_s(self) -> float:
@@ -63,7 +64,9 @@ class TrialLoop:
             WorkerStopped: A stop was requested; no trial of this worker is left RUNNING.
         """
         last_reap = -math.inf
-        labels = {"worker": self.worker_id, "host": _HOST}
+        labels: dict[str, int | str] = {"worker": self.worker_id, "host": _HOST}
+        if self.launch is not None:
+            labels["launch"] = self.launch
         while True:
             self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:

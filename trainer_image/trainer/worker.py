@@ -58,10 +58,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--config-dir", type=Path, default=None, help="a user's Hydra config folder, if any"
     )
     parser.add_argument(
-        "--launch",
-        help="a launch id: wait until the study is ready for that launch before reading its spec",
+        "--launch", help="the launch this worker belongs to: its trials are labelled with it"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--wait-ready",
+        action="store_true",
+        help="first wait until the study is ready for --launch (a first start, not a restart)",
+    )
+    args = parser.parse_args(argv)
+    if args.wait_ready and not args.launch:
+        parser.error("--wait-ready needs --launch")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _work(args: argparse.Namespace, url: str) -> int:
-    study_id, attrs = _read_study(url, args.study, args.launch)
+    study_id, attrs = _read_study(url, args.study, args.launch if args.wait_ready else None)
     spec = ExperimentSpec.from_json(attrs[SPEC_ATTR])
     resilience = spec.resilience
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
@@ -117,7 +124,9 @@ def _work(args: argparse.Namespace, url: str) -> int:
     runner = TrialRunner(
         spec, args.study, args.runs_dir, args.threads, stop, args.config_dir, tracker
     )
-    loop = TrialLoop(study, storage, study_id, runner, resilience, args.worker_id, retry, stop)
+    loop = TrialLoop(
+        study, storage, study_id, runner, resilience, args.worker_id, retry, stop, args.launch
+    )
     try:
         log.info("stopping: %s", loop.pull(gate).value)
     except WorkerStopped:
