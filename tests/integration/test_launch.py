@@ -122,6 +122,7 @@ def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
     finally:
         if launch.poll() is None:
             launch.send_signal(signal.SIGINT)
+        if launch.stdout is not None and not launch.stdout.closed:  # read it, then close it
             launch.communicate(timeout=120)
 
 
