@@ -67,8 +67,9 @@ Pruner = Annotated[PrunerName, typer.Option(case_sensitive=False, rich_help_pane
 Seed = Annotated[
     int | None,
     typer.Option(
-        help="Sampler seed: trial n samples with a seed made of it and n, so no two trials "
-        "draw alike (workers, restarts, resumes, machines). Default: random.",
+        help="Sampler seed: each worker's sampler is seeded from it and the number of its "
+        "first trial, so no two workers draw alike (restarts, resumes, other machines "
+        "included). Default: random.",
         rich_help_panel=SEARCH,
     ),
 ]
