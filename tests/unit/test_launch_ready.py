@@ -18,9 +18,7 @@ from trainer import worker
 from trainer.errors import HpoError
 from trainer.spec import (
     SPEC_ATTR,
-    Budget,
     ExperimentSpec,
-    Resilience,
     is_launch_worker,
     ready_attr,
 )
@@ -28,7 +26,7 @@ from trainer.spec import (
 from orchestrator import launch as launcher
 from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import WorkerHandle, WorkerSpec, WorkerState
-from orchestrator.study import build_spec
+from tests.specs import digits_spec
 
 URL = "postgresql+psycopg://hpo@127.0.0.1:9/hpo"
 
@@ -68,15 +66,7 @@ class _RecordingBackend:
 
 @pytest.fixture(scope="module")
 def spec() -> ExperimentSpec:
-    return build_spec(
-        "digits_mlp",
-        [],
-        budget=Budget(4),
-        sampler="random",
-        pruner="none",
-        seed=0,
-        resilience=Resilience(),
-    )
+    return digits_spec()
 
 
 def _plan(tmp_path: Path, workers: int = 2) -> launcher.LaunchPlan:

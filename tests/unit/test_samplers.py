@@ -8,23 +8,14 @@ import optuna
 import pytest
 from optuna.samplers import BaseSampler
 from trainer.samplers import SeededAtFirstTrial, make_sampler
-from trainer.spec import SAMPLERS, Budget, ExperimentSpec, Resilience
+from trainer.spec import SAMPLERS, ExperimentSpec
 
-from orchestrator.study import build_spec
+from tests.specs import digits_spec
 
 
 @pytest.fixture(scope="module")
 def seeded() -> ExperimentSpec:
-    return build_spec(
-        "digits_mlp",
-        [],
-        budget=Budget(4),
-        sampler="random",
-        pruner="none",
-        seed=7,
-        resilience=Resilience(),
-        tracking=None,
-    )
+    return digits_spec(seed=7)
 
 
 def _spec(spec: ExperimentSpec, sampler: str, seed: int | None = 7) -> ExperimentSpec:
