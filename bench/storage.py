@@ -22,6 +22,7 @@ from typing import NamedTuple
 import optuna
 from sqlalchemy import event
 from trainer.budget import BudgetGate
+from trainer.retries import RetryAsNewAttempt
 from trainer.spec import Budget, Resilience
 from trainer.stopping import StopRequest
 from trainer.storage import open_storage, quiet_optuna
@@ -68,7 +69,7 @@ def hpo(url: str, study: str, sampler: str, worker: int, trials: int) -> tuple[i
     """hpo's worker loop (budget gate, heartbeat, reaping, attrs) with the same objective."""
     quiet_optuna()
     resilience = Resilience()
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
+    retry = RetryAsNewAttempt(max_retry=resilience.max_retry)
     storage = open_storage(
         url,
         study,

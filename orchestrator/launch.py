@@ -19,6 +19,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from trainer.retries import RetryAsNewAttempt
 from trainer.signals import SignalledStop
 from trainer.spec import ExperimentSpec, is_launch_worker
 from trainer.storage import open_storage, with_retries
@@ -102,7 +103,7 @@ def _watch(
 ) -> Snapshot:
     """Show progress until every worker has ended (or, detached, runs); fail dead ones' trials."""
     # One retry policy for both ways a trial is failed here: stale heartbeat, or a dead worker.
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.resilience.max_retry)
+    retry = RetryAsNewAttempt(max_retry=spec.resilience.max_retry)
     storage = _reaping_storage(plan, spec, retry)
     try:
         study = optuna.load_study(study_name=plan.study, storage=storage)

@@ -7,6 +7,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import RDBStorage
 from trainer.budget import Reservation
+from trainer.retries import RetryAsNewAttempt
 from trainer.spec import Resilience
 from trainer.stopping import StopRequest
 from trainer.trial_loop import TrialLoop
@@ -25,7 +26,7 @@ def make_loop(
     storage = RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(study_name="s", storage=storage)
     study_id = storage.get_study_id_from_name("s")
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    retry = RetryAsNewAttempt(max_retry=max_retry)
     resilience = Resilience(heartbeat_s=60, grace_s=120)
     loop = TrialLoop(study, storage, study_id, objective, resilience, 3, retry, stop)  # type: ignore[arg-type]
     return loop, study

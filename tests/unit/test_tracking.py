@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from trainer import wandb_runs
 from trainer.errors import ConfigError
 from trainer.objective import TrialRunner
+from trainer.retries import RetryAsNewAttempt
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wandb_names
 from trainer.tracking import StepWandbLogger, Tracker
 from trainer.wandb_runs import RUN_ID_ATTR, api_key, run_id, wants_online
@@ -240,17 +241,11 @@ def test_a_retried_trial_names_the_trial_and_run_it_retries(tmp_path: Path) -> N
     study = optuna.create_study(study_name="rt", direction="maximize")
     runner = TrialRunner(spec, "rt", tmp_path, threads=1, tracker=Tracker(spec, "rt", tmp_path, 0))
     study.optimize(runner, n_trials=1)
-    first = study.trials[0]
-    retry = optuna.trial.create_trial(  # as RetryHeartbeatStaleTrialCallback adds it
-        state=TrialState.WAITING,
-        params=first.params,
-        distributions=first.distributions,
-        system_attrs={"failed_trial": first.number},
-    )
-    study.add_trial(retry)
-    study.optimize(runner, n_trials=1)
-    (run,) = [r for r in read_runs(tmp_path / "rt" / "wandb") if r.config["hpo"]["trial"] == 1]
-    assert run.config["hpo"]["retry_of"] == {"trial": 0, "run": run_id("rt", 0)}
+    for _ in range(2):  # as if trial 0 failed, and then its retry 1: 1 is retried as 2
+        RetryAsNewAttempt(max_retry=2)(study, study.trials[-1])
+        study.optimize(runner, n_trials=1)
+    (run,) = [r for r in read_runs(tmp_path / "rt" / "wandb") if r.config["hpo"]["trial"] == 2]
+    assert run.config["hpo"]["retry_of"] == {"trial": 1, "run": run_id("rt", 1)}
 
 
 def test_an_epochs_pieces_reach_wandb_as_one_record() -> None:

@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import WandbLogger
 from optuna.trial import TrialState
 
 from trainer import __version__
+from trainer.retries import retry_of
 from trainer.spec import ExperimentSpec
 from trainer.storage import with_retries
 from trainer.wandb_runs import RUN_ID_ATTR, init_run, run_id, wandb_dir, wants_online
@@ -87,11 +88,10 @@ class Tracker:
     def _config(
         self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]
     ) -> dict[str, Any]:
-        # Where RetryHeartbeatStaleTrialCallback records the trial this one retries.
         system_attrs = with_retries(
             lambda: trial.storage.get_trial_system_attrs(trial._trial_id), self.grace_s
         )
-        failed = system_attrs.get("failed_trial")
+        failed = retry_of(system_attrs)
         return {
             **params,
             "hpo": {

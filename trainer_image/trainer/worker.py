@@ -24,6 +24,7 @@ from trainer.budget import BudgetGate
 from trainer.errors import HpoError
 from trainer.fit import lightning_quiet
 from trainer.objective import TrialRunner
+from trainer.retries import RetryAsNewAttempt
 from trainer.samplers import make_pruner, make_sampler
 from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec, ready_attr
 from trainer.stopping import StopRequest, WorkerStopped
@@ -98,7 +99,7 @@ def _work(args: argparse.Namespace, url: str) -> int:
     study_id, attrs = _read_study(url, args.study, args.launch if args.wait_ready else None)
     spec = ExperimentSpec.from_json(attrs[SPEC_ATTR])
     resilience = spec.resilience
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=resilience.max_retry)
+    retry = RetryAsNewAttempt(max_retry=resilience.max_retry)
     storage = open_storage(
         url,
         args.study,
