@@ -50,16 +50,18 @@ def figures(
                 study, target_name=metric
             )
             plots["slice plots"] = lambda: vis.plot_slice(study, target_name=metric)
-        plots[INTERMEDIATE] = lambda: vis.plot_intermediate_values(study).update_yaxes(
-            title_text=metric
-        )
+        if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+            plots[INTERMEDIATE] = lambda: vis.plot_intermediate_values(study).update_yaxes(
+                title_text=metric
+            )
     else:
         plots["Pareto front"] = lambda: vis.plot_pareto_front(study, target_names=list(metrics))
     made: dict[str, go.Figure] = {}
     with quiet_plotting():
         for title, plot in plots.items():
             made[title] = plot()
-    made[CURVES] = _curves_figure(study.study_name, best[:BEST_CURVES], runs_dir)
+    if best:
+        made[CURVES] = _curves_figure(study.study_name, best[:BEST_CURVES], runs_dir)
     return made
 
 
