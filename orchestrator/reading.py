@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from trainer import search_space
+from trainer.retries import retry_of
 from trainer.spec import SPEC_ATTR, ExperimentSpec
 from trainer.storage import open_storage, where
 
@@ -31,6 +32,7 @@ __all__ = [
     "rows",
     "scores",
     "spec_of",
+    "trial_note",
 ]
 
 
@@ -45,6 +47,22 @@ def fail_reason(trial: FrozenTrial) -> str:
     A trial without a reason was failed by a peer for a stale heartbeat: its worker died unseen.
     """
     return str(trial.user_attrs.get("fail_reason", "heartbeat lost (worker died?)"))
+
+
+def trial_note(trial: FrozenTrial) -> str:
+    """What a trial's state alone does not say: why it failed, when it was pruned, what it retries.
+
+    ``retry of trial 3; worker w1 died: OOM-killed``, ``pruned after 4 epochs``, or empty.
+    """
+    notes = []
+    before = retry_of(trial.system_attrs)
+    if before is not None:
+        notes.append(f"retry of trial {before}")
+    if trial.state is TrialState.FAIL:
+        notes.append(fail_reason(trial))
+    elif trial.state is TrialState.PRUNED and trial.last_step is not None:
+        notes.append(f"pruned after {trial.last_step + 1} epochs")  # steps count epochs from 0
+    return "; ".join(notes)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The study's own W&B run: every trial in one table, the search's history, what mattered.
 
 Trial runs show curves; this run (job_type ``study``, in the same group) shows the search as a
-whole: a table of all trials (number, state, params, value, duration, worker), the best value
-over trials, parameter importances, and the best params in its summary. The launcher logs it
-when a study ends; ``hpo wandb STUDY`` logs it again at any time (same run id: it is replaced).
+whole: a table of all trials (number, state, params, value, duration, worker, a note on why
+it failed or was pruned), the best value over trials, parameter importances, and the best
+params in its summary. The launcher logs it when a study ends; ``hpo wandb STUDY`` logs it
+again at any time (same run id: it is replaced).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from trainer.spec import ExperimentSpec
 from trainer.wandb_runs import init_run, run_id, wandb_dir, wants_online
 
-from orchestrator.reading import opened, spec_of
+from orchestrator.reading import opened, spec_of, trial_note
 
 __all__ = ["LoggedRun", "log_study_run", "log_study_run_at", "trial_columns", "trial_rows"]
 
@@ -31,7 +32,7 @@ log = logging.getLogger("orchestrator")
 def trial_columns(metrics: tuple[str, ...]) -> list[str]:
     """The trials table's columns: ``value``, or a column per metric of a multi-objective study."""
     values = ["value"] if len(metrics) == 1 else list(metrics)
-    return ["number", "state", "params", *values, "duration_s", "worker", "run_id"]
+    return ["number", "state", "params", *values, "duration_s", "worker", "run_id", "note"]
 
 
 def trial_rows(trials: list[FrozenTrial], objectives: int = 1) -> list[list[Any]]:
@@ -49,6 +50,7 @@ def trial_rows(trials: list[FrozenTrial], objectives: int = 1) -> list[list[Any]
                 duration,
                 trial.user_attrs.get("worker"),
                 trial.user_attrs.get("wandb_run_id"),
+                trial_note(trial),
             ]
         )
     return rows

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import optuna
+from optuna.trial import TrialState
+from trainer.retries import RetryAsNewAttempt
 
 from orchestrator.report._page import page
 from tests.fronts import tell_values
@@ -38,3 +40,25 @@ def test_a_single_objective_page_names_its_metric() -> None:
     html = page(study, {}, [study.best_trial], ["cmd"], summary="", metrics=("val_acc",))
     assert _headings(html)[:2] == ["best trial", "trial 1: val_acc 0.9"]
     assert "<th>val_acc</th>" in html
+
+
+def test_the_table_says_why_a_trial_failed_when_it_was_pruned_and_what_it_retries() -> None:
+    study = optuna.create_study(direction="maximize")
+    failed = study.ask()
+    failed.set_user_attr("fail_reason", "worker w1 died: OOM-killed (exit 137)")
+    study.tell(failed, state=TrialState.FAIL)
+    RetryAsNewAttempt(max_retry=1)(study, study.trials[0])
+    study.tell(study.ask(), 0.9)  # the retry, trial 1
+    pruned = study.ask()
+    for epoch in range(3):
+        pruned.report(0.5, step=epoch)
+    study.tell(pruned, state=TrialState.PRUNED)
+
+    html = page(study, {}, [study.best_trial], ["cmd"], summary="", metrics=("val_acc",))
+    notes = re.findall(r"<td>([^<]*)</td></tr>", html)  # the last cell of each row
+    assert notes == [
+        "worker w1 died: OOM-killed (exit 137)",
+        "retry of trial 0",
+        "pruned after 3 epochs",
+    ]
+    assert "<th>note</th>" in html

@@ -200,10 +200,16 @@ def test_a_pruned_trial_keeps_its_curves_and_summary_after_its_pruned_tag(tmp_pa
 def test_trial_rows_follow_the_columns() -> None:
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    failed = study.ask()
+    failed.set_user_attr("fail_reason", "RuntimeError: diverged")
+    study.tell(failed, state=TrialState.FAIL)
     rows = trial_rows(study.get_trials())
-    assert [row[0] for row in rows] == [0, 1]
+    assert [row[0] for row in rows] == [0, 1, 2]
     assert rows[0][1] == "COMPLETE" and json.loads(rows[0][2]) == study.trials[0].params
-    assert all(len(row) == len(trial_columns(("val_acc",))) for row in rows)
+    columns = trial_columns(("val_acc",))
+    assert all(len(row) == len(columns) for row in rows)
+    notes = [dict(zip(columns, row, strict=True))["note"] for row in rows]
+    assert notes == ["", "", "RuntimeError: diverged"]
 
 
 def test_a_multi_objective_study_run_has_a_column_per_metric_and_its_front(tmp_path: Path) -> None:
