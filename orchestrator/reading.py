@@ -52,7 +52,7 @@ def fail_reason(trial: FrozenTrial) -> str:
 def trial_note(trial: FrozenTrial) -> str:
     """What a trial's state alone does not say: why it failed, when it was pruned, what it retries.
 
-    ``retry of trial 3; worker w1 died: OOM-killed``, ``pruned after 4 epochs``, or empty.
+    ``retry of trial 3; worker w1 died: OOM-killed``, ``pruned after 1 epoch``, or empty.
     """
     notes = []
     before = retry_of(trial.system_attrs)
@@ -61,7 +61,8 @@ def trial_note(trial: FrozenTrial) -> str:
     if trial.state is TrialState.FAIL:
         notes.append(fail_reason(trial))
     elif trial.state is TrialState.PRUNED and trial.last_step is not None:
-        notes.append(f"pruned after {trial.last_step + 1} epochs")  # steps count epochs from 0
+        epochs = trial.last_step + 1  # steps count epochs from 0
+        notes.append(f"pruned after {epochs} epoch{'s' if epochs > 1 else ''}")
     return "; ".join(notes)
 
 

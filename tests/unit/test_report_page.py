@@ -49,10 +49,11 @@ def test_the_table_says_why_a_trial_failed_when_it_was_pruned_and_what_it_retrie
     study.tell(failed, state=TrialState.FAIL)
     RetryAsNewAttempt(max_retry=1)(study, study.trials[0])
     study.tell(study.ask(), 0.9)  # the retry, trial 1
-    pruned = study.ask()
-    for epoch in range(3):
-        pruned.report(0.5, step=epoch)
-    study.tell(pruned, state=TrialState.PRUNED)
+    for epochs in (3, 1):
+        pruned = study.ask()
+        for epoch in range(epochs):
+            pruned.report(0.5, step=epoch)
+        study.tell(pruned, state=TrialState.PRUNED)
 
     html = page(study, {}, [study.best_trial], ["cmd"], summary="", metrics=("val_acc",))
     notes = re.findall(r"<td>([^<]*)</td></tr>", html)  # the last cell of each row
@@ -60,5 +61,6 @@ def test_the_table_says_why_a_trial_failed_when_it_was_pruned_and_what_it_retrie
         "worker w1 died: OOM-killed (exit 137)",
         "retry of trial 0",
         "pruned after 3 epochs",
+        "pruned after 1 epoch",
     ]
     assert "<th>note</th>" in html
