@@ -132,7 +132,7 @@ def _watch(
                     return refresh()
                 fleet.backend.wait(POLL_S)  # a worker's death ends the wait at once
         stop.check()
-        retried(lambda: _reap_orphans(study, spec, stop.sleep))
+        retried(lambda: _reap_orphans(study, spec, stop.sleep, launch=plan.launch_id))
         return refresh()
     finally:
         storage.engine.dispose()
@@ -281,13 +281,25 @@ def _reaping_storage(plan: LaunchPlan, spec: ExperimentSpec, retry: Retry) -> RD
 
 
 def _reap_orphans(
-    study: optuna.Study, spec: ExperimentSpec, sleep: Callable[[float], None]
+    study: optuna.Study,
+    spec: ExperimentSpec,
+    sleep: Callable[[float], None],
+    *,
+    launch: str | None,
 ) -> None:
-    """No worker is left: wait out the grace period of any RUNNING trial, then fail it."""
+    """No worker of this launch is left: fail what is stale, and wait out any trial still ours.
+
+    Trials of other launches (other machines, or a second launch here) are left to their own
+    workers, launchers and heartbeats: this launch ends at once rather than wait the grace period
+    for a trial that is alive elsewhere.
+    """
+    optuna.storages.fail_stale_trials(study)
     deadline = time.monotonic() + spec.resilience.grace_s + spec.resilience.heartbeat_s
-    while (
-        study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        and time.monotonic() < deadline
-    ):
+    while _running_trials_of(study, launch) and time.monotonic() < deadline:
         sleep(POLL_S)
         optuna.storages.fail_stale_trials(study)
+
+
+def _running_trials_of(study: optuna.Study, launch: str | None) -> list[FrozenTrial]:
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [trial for trial in running if trial.user_attrs.get("launch") == launch]
