@@ -343,9 +343,13 @@ def test_a_dead_worker_fails_its_own_launchs_trial_not_another_launchs(
         time.sleep(3)  # three launcher ticks: a second, wrong, fail would be there by now
         died = _died(database, "pair")
         running = read_study(database, "pair").count(TrialState.RUNNING)
+        # Its only worker gone, the first launch ends now: it does not wait the grace period
+        # (40 s) out for the second launch's trial, which is held and alive.
+        first_output = first.communicate(timeout=20)[0]
         hold.unlink()
         output = second.communicate(timeout=600)[0]
     assert len(died) == 1 and running == 1, died
+    assert "w0 failed" in first_output, first_output
     assert second.returncode == 0, output
     assert read_study(database, "pair").count(*FINISHED) == 4
 
