@@ -52,6 +52,7 @@ class LaunchPlan:
     stop_timeout_s: float = STOP_TIMEOUT_S
     # Labels the workers' trials; first starts wait until the study is ready for it (see `run`).
     launch_id: str | None = None
+    machine: str | None = None  # where the workers run (``Backend.machine``): labels the trials
 
 
 def run(
@@ -183,6 +184,7 @@ class _Fleet:
             launch=plan.launch_id,
             # A restart comes after the study was ready: no wait, whichever launch it names now.
             wait_ready=plan.launch_id is not None and worker not in self.handles,
+            machine=plan.machine,
         )
         self.handles[worker] = self.backend.start(spec)
         self.states[worker] = WorkerState.PENDING

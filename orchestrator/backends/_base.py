@@ -81,6 +81,7 @@ class WorkerSpec:
     config_dir: Path | None = None  # a user's Hydra config folder, searched after the packaged one
     launch: str | None = None  # the launch's id: labels the worker's trials
     wait_ready: bool = False  # wait until the study is ready for ``launch`` (first starts only)
+    machine: str | None = None  # where it runs (``Backend.machine``): labels its trials too
 
     @property
     def name(self) -> str:
@@ -89,10 +90,11 @@ class WorkerSpec:
 
     @property
     def launch_args(self) -> list[str]:
-        """``--launch ID``, and ``--wait-ready`` for a worker that must wait for its launch."""
+        """``--launch ID --machine NAME``, and ``--wait-ready`` for a worker that must wait."""
+        args = ["--machine", self.machine] if self.machine is not None else []
         if self.launch is None:
-            return []
-        return ["--launch", self.launch, *(["--wait-ready"] if self.wait_ready else [])]
+            return args
+        return [*args, "--launch", self.launch, *(["--wait-ready"] if self.wait_ready else [])]
 
     @property
     def log_path(self) -> Path:
@@ -116,6 +118,7 @@ class Backend(Protocol):
     """Runs workers somewhere: local processes, containers, pods."""
 
     name: str
+    machine: str  # where the workers run, as its users name it (a host name): labels the launch
 
     def start(self, spec: WorkerSpec) -> WorkerHandle:
         """Start one worker; it runs ``python -m trainer.worker`` for ``spec.study``."""

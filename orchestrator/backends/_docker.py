@@ -47,7 +47,11 @@ LAUNCH_LABEL = "hpo.launch"
 
 
 class DockerBackend:
-    """``python -m trainer.worker`` in one container per worker, labelled with the launch id."""
+    """``python -m trainer.worker`` in one container per worker, labelled with the launch id.
+
+    ``machine`` is the engine's host name, not this process's: under ``docker compose`` the
+    launcher is a container, and with ``DOCKER_HOST`` the engine is another machine.
+    """
 
     name = "docker"
 
@@ -62,8 +66,10 @@ class DockerBackend:
         resources: WorkerResources,
         secrets_dir: Path,
         gpus_available: int = 0,
+        machine: str | None = None,
     ) -> None:
         self.client = client
+        self.machine = machine or str(client.info()["Name"])
         self.image = image
         self.network = network
         self.labels = {**labels, LAUNCH_LABEL: launch_id}

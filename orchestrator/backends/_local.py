@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ class LocalBackend:
     name = "local"
 
     def __init__(self) -> None:
+        self.machine = socket.gethostname()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._specs: dict[str, WorkerSpec] = {}
         self._stopped: set[str] = set()

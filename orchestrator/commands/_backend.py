@@ -68,7 +68,8 @@ def make_backend(
     client = engine.connect()
     gpus = visible_gpus()
     with translated("reading the engine's resources"):
-        check_capacity(client.info(), resources, workers, gpus)
+        info = client.info()
+    check_capacity(info, resources, workers, gpus)
     _ensure_image(client, image)
     instance = Instance.from_env()
     _clear_earlier_workers(client, instance, study)
@@ -82,6 +83,7 @@ def make_backend(
         resources=resources,
         secrets_dir=config_dir() / "secrets" / launch_id,
         gpus_available=gpus,
+        machine=str(info["Name"]),
     )
 
 

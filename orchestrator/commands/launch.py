@@ -98,6 +98,7 @@ def launch(
         restart_workers=restart_workers,
         detach=detach,
         launch_id=launch_id,
+        machine=runner.machine,
     )
     where = f"logs in {runs_dir / name}"
     ready = _StudyReady(plan, spec, force, f"{workers} {backend} workers, budget {trials}, {where}")

@@ -90,6 +90,8 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     assert {t.user_attrs["worker"] for t in snapshot.trials} == {0, 1}  # both did work
     hosts = {t.user_attrs["host"] for t in snapshot.trials}
     assert hosts <= {c["Config"]["Hostname"] for c in attrs}  # the trials ran in the containers
+    # ... on the engine's machine: its name, not a container's id, says where (many machines).
+    assert {t.user_attrs["machine"] for t in snapshot.trials} == {docker_client.info()["Name"]}
     logs = sorted(p.name for p in (tmp_path / "dock").glob("worker-*.log"))
     assert logs == ["worker-0.log", "worker-1.log"]
     for worker in (0, 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -69,6 +70,7 @@ def test_exact_budget_resume_pruning_and_no_password_anywhere(
 
     finished = [t for t in snapshot.trials if t.state in FINISHED]
     assert {t.user_attrs["worker"] for t in finished} == {0, 1}
+    assert {t.user_attrs["machine"] for t in finished} == {socket.gethostname()}
     assert all(t.params and t.intermediate_values for t in finished)
     assert snapshot.count(TrialState.PRUNED) >= 1
     complete = [t.value for t in finished if t.state is TrialState.COMPLETE]

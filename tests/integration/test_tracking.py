@@ -44,6 +44,7 @@ def test_every_trial_logs_an_offline_run_matching_postgres(
         trial = trials[run.config["hpo"]["trial"]]
         assert run.group == "tracked" and run.name == f"tracked-t{trial.number}"
         assert trial.user_attrs["wandb_run_id"] == run.id
+        assert run.config["hpo"]["machine"] == trial.user_attrs["machine"]
         assert {name: run.config[name] for name in trial.params} == trial.params
         assert run.summary["state"] == trial.state.name
         pruned = trial.state is TrialState.PRUNED

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class _RecordingBackend:
     """Records what it was asked to start and stop; its workers run until stopped."""
 
     name = "fake"
+    machine = "fake-host"
 
     def __init__(self) -> None:
         self.started: list[WorkerSpec] = []
@@ -159,6 +161,19 @@ def test_a_restarted_worker_does_not_wait_for_its_launch(tmp_path: Path) -> None
     assert [s.wait_ready for s in backend.started] == [True, False]
     assert backend.started[0].launch_args == ["--launch", "L1", "--wait-ready"]
     assert backend.started[1].launch_args == ["--launch", "L1"]  # its trials: still L1's
+
+
+def test_workers_are_told_the_machine_they_run_on(tmp_path: Path) -> None:
+    backend = _RecordingBackend()
+    plan = replace(_plan(tmp_path, workers=1), machine="gpu-2")
+    launcher._Fleet(plan, backend).start(0)
+    assert backend.started[0].launch_args == [
+        "--machine",
+        "gpu-2",
+        "--launch",
+        "L1",
+        "--wait-ready",
+    ]
 
 
 class _Engine:

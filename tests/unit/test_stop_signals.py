@@ -37,6 +37,7 @@ class _SlowToStopBackend:
     """Each stop blocks until every worker's stop has begun: stopped one by one, it never ends."""
 
     name = "fake"
+    machine = "fake-host"
 
     def __init__(self, workers: int, failing: int | None = None) -> None:
         self.together = threading.Barrier(workers, timeout=10)

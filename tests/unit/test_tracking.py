@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -132,6 +133,7 @@ def test_each_trial_logs_its_own_offline_run(tmp_path: Path) -> None:
         assert (run.group, run.name) == ("st", f"st-t{trial.number}")
         assert {k: run.config[k] for k in trial.params} == trial.params
         assert run.config["hpo"]["worker"] == 4
+        assert run.config["hpo"]["machine"] == socket.gethostname()
         assert run.config["config"]["trainer"]["max_epochs"] == 3
         epochs = [h for h in run.history if "val_loss" in h]
         assert len(epochs) == 3 and sum("train_loss" in h for h in run.history) == 3

@@ -46,6 +46,7 @@ class Tracker:
     study: str
     runs_dir: Path
     worker_id: int
+    machine: str = field(default_factory=socket.gethostname)  # as the worker labels its trials
     online: bool = field(default_factory=wants_online)
     warned: bool = False  # that W&B cannot start at all here (said once per worker)
 
@@ -97,6 +98,7 @@ class Tracker:
             "hpo": {
                 "trial": trial.number,
                 "worker": self.worker_id,
+                "machine": self.machine,
                 "host": socket.gethostname(),  # a container's id
                 "image": os.environ.get("HPO_IMAGE", "none"),
                 "revision": os.environ.get("HPO_REVISION", "unknown"),

@@ -48,6 +48,7 @@ class TrialLoop:
     retry: Callable[[optuna.Study, FrozenTrial], None]
     stop: StopRequest
     launch: str | None = None  # labels each trial, with the worker, for its launcher
+    machine: str = _HOST  # labels each trial: launches number their workers from 0 on each machine
 
     @property
     def grace_s(self) -> float:
@@ -64,7 +65,11 @@ class TrialLoop:
             WorkerStopped: A stop was requested; no trial of this worker is left RUNNING.
         """
         last_reap = -math.inf
-        labels: dict[str, int | str] = {"worker": self.worker_id, "host": _HOST}
+        labels: dict[str, int | str] = {
+            "worker": self.worker_id,
+            "host": _HOST,
+            "machine": self.machine,
+        }
         if self.launch is not None:
             labels["launch"] = self.launch
         while True:

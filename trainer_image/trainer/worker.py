@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--launch", help="the launch this worker belongs to: its trials are labelled with it"
+    )
+    parser.add_argument(
+        "--machine",
+        default=socket.gethostname(),
+        help="the machine it runs on, to label its trials (default: this host's name; in a "
+        "container its id, so the launcher passes the engine's host name)",
     )
     parser.add_argument(
         "--wait-ready",
@@ -120,13 +127,24 @@ def _work(args: argparse.Namespace, url: str) -> int:
     stop = StopRequest()
     stop.install()
     tracker = (
-        Tracker(spec, args.study, args.runs_dir, args.worker_id) if spec.tracking.enabled else None
+        Tracker(spec, args.study, args.runs_dir, args.worker_id, machine=args.machine)
+        if spec.tracking.enabled
+        else None
     )
     runner = TrialRunner(
         spec, args.study, args.runs_dir, args.threads, stop, args.config_dir, tracker
     )
     loop = TrialLoop(
-        study, storage, study_id, runner, resilience, args.worker_id, retry, stop, args.launch
+        study,
+        storage,
+        study_id,
+        runner,
+        resilience,
+        args.worker_id,
+        retry,
+        stop,
+        launch=args.launch,
+        machine=args.machine,
     )
     try:
         log.info("stopping: %s", loop.pull(gate).value)
