@@ -6,7 +6,7 @@ Each function opens the storage, reads, and closes it again: the CLI holds no co
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from orchestrator.errors import ConfigError
 __all__ = [
     "Loaded",
     "StudyRow",
+    "WorkerNames",
     "best_trials",
     "delete",
     "fail_reason",
@@ -64,6 +65,26 @@ def trial_note(trial: FrozenTrial) -> str:
         epochs = trial.last_step + 1  # steps count epochs from 0
         notes.append(f"pruned after {epochs} epoch{'s' if epochs > 1 else ''}")
     return "; ".join(notes)
+
+
+class WorkerNames:
+    """Names the worker of each trial: ``w0``, or ``w0@gpu-2`` for a study run on several machines.
+
+    Every launch numbers its workers from 0, so with several machines "w0" alone does not say
+    whose worker it was, nor where its log and run folder are.
+    """
+
+    def __init__(self, trials: Iterable[FrozenTrial]) -> None:
+        machines = {trial.user_attrs.get("machine") for trial in trials} - {None}
+        self.several_machines = len(machines) > 1
+
+    def __call__(self, trial: FrozenTrial) -> str:
+        """The worker's name; empty for a trial no worker labelled (one added by hand)."""
+        labels = trial.user_attrs
+        if "worker" not in labels:
+            return ""
+        name = f"w{labels['worker']}"
+        return f"{name}@{labels['machine']}" if self.several_machines else name
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,17 @@ log = logging.getLogger("orchestrator")
 def trial_columns(metrics: tuple[str, ...]) -> list[str]:
     """The trials table's columns: ``value``, or a column per metric of a multi-objective study."""
     values = ["value"] if len(metrics) == 1 else list(metrics)
-    return ["number", "state", "params", *values, "duration_s", "worker", "run_id", "note"]
+    return [
+        "number",
+        "state",
+        "params",
+        *values,
+        "duration_s",
+        "worker",
+        "machine",
+        "run_id",
+        "note",
+    ]
 
 
 def trial_rows(trials: list[FrozenTrial], objectives: int = 1) -> list[list[Any]]:
@@ -49,6 +59,7 @@ def trial_rows(trials: list[FrozenTrial], objectives: int = 1) -> list[list[Any]
                 *values,
                 duration,
                 trial.user_attrs.get("worker"),
+                trial.user_attrs.get("machine"),
                 trial.user_attrs.get("wandb_run_id"),
                 trial_note(trial),
             ]

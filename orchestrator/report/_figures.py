@@ -100,16 +100,22 @@ def curves_of(study_name: str, trial: FrozenTrial, runs_dir: Path) -> dict[str, 
 
 
 def curves_title(study_name: str, trials: list[FrozenTrial], runs_dir: Path) -> str:
-    """The curves' title, naming the trials whose CSV log is not here.
+    """The curves' title, naming the trials whose CSV log is not here, and where each ran.
 
     Those ran on another machine (each keeps its own run folder) or had their folder removed:
-    the reader should know a curve is missing, not take the chart as all there is.
+    the reader should know a curve is missing, not take the chart as all there is, and where
+    to find it.
     """
-    missing = [t.number for t in trials if not _csv_log(study_name, t, runs_dir).is_file()]
+    missing = [t for t in trials if not _csv_log(study_name, t, runs_dir).is_file()]
     if not missing:
         return CURVES
-    numbers = ", ".join(map(str, missing))
+    numbers = ", ".join(map(_number_and_machine, missing))
     return f"{CURVES}<br>(no CSV log under {runs_dir} for trial(s) {numbers})"
+
+
+def _number_and_machine(trial: FrozenTrial) -> str:
+    machine = trial.user_attrs.get("machine")
+    return f"{trial.number} (ran on {machine})" if machine else str(trial.number)
 
 
 def _csv_log(study_name: str, trial: FrozenTrial, runs_dir: Path) -> Path:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 from plotly.offline import get_plotlyjs
 
-from orchestrator.reading import scores, trial_note
+from orchestrator.reading import WorkerNames, scores, trial_note
 
 __all__ = ["page"]
 
@@ -79,12 +79,14 @@ def _table(study: optuna.Study, metrics: tuple[str, ...]) -> str:
     columns = ("number", "state", *metrics, "duration (s)", "worker", "params", "note")
     header = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
     rows = []
-    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+    trials = study.get_trials(deepcopy=False)
+    worker = WorkerNames(trials)
+    for trial in sorted(trials, key=lambda t: t.number):
         values = [f"{v:.6g}" for v in trial.values] if trial.values else [""] * len(metrics)
         duration = f"{trial.duration.total_seconds():.1f}" if trial.duration else ""
         params = html.escape(json.dumps(trial.params, sort_keys=True))
         cells = [str(trial.number), trial.state.name, *values, duration]
-        cells += [str(trial.user_attrs.get("worker", "")), params, html.escape(trial_note(trial))]
+        cells += [html.escape(worker(trial)), params, html.escape(trial_note(trial))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (
         "<section><h2>all trials</h2><table class='trials'>"

@@ -94,6 +94,7 @@ def test_a_pareto_front_names_both_metrics(tmp_path: Path) -> None:
 def test_the_curves_name_the_best_trials_whose_log_is_not_here(tmp_path: Path) -> None:
     study = _searched_study()
     best = study.trials[::-1]  # trial 2 first
+    best[1].user_attrs["machine"] = "gpu-2"  # trial 1 ran on another machine, with its log
     log = tmp_path / study.study_name / "trial-2" / "csv" / "metrics.csv"
     log.parent.mkdir(parents=True)
     log.write_text("epoch,train_loss,val_loss\n0,0.9,\n0,,0.8\n")
@@ -102,7 +103,7 @@ def test_the_curves_name_the_best_trials_whose_log_is_not_here(tmp_path: Path) -
     axes = _curves(study.study_name, best, tmp_path)
     plt.close("all")
 
-    note = f"no CSV log under {tmp_path} for trial(s) 1, 0"
+    note = f"no CSV log under {tmp_path} for trial(s) 1 (ran on gpu-2), 0"
     assert note in figure.layout.title.text
     assert note in axes.get_title()
     assert [trace.name for trace in figure.data] == ["trial 2 train_loss", "trial 2 val_loss"]

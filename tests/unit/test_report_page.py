@@ -64,3 +64,23 @@ def test_the_table_says_why_a_trial_failed_when_it_was_pruned_and_what_it_retrie
         "pruned after 1 epoch",
     ]
     assert "<th>note</th>" in html
+
+
+def _labelled(machines: tuple[str, ...]) -> optuna.Study:
+    """One trial per machine, each run by that machine's worker 0 (every launch has one)."""
+    study = optuna.create_study(direction="maximize")
+    for machine in machines:
+        trial = study.ask()
+        trial.set_user_attr("worker", 0)
+        trial.set_user_attr("machine", machine)
+        study.tell(trial, 0.5)
+    return study
+
+
+def test_workers_are_named_with_their_machine_only_when_a_study_ran_on_several() -> None:
+    def workers(study: optuna.Study) -> list[str]:
+        html = page(study, {}, [study.best_trial], ["cmd"], summary="", metrics=("val_acc",))
+        return re.findall(r"<td>(w[^<]*)</td>", html)
+
+    assert workers(_labelled(("cpu-1", "cpu-1"))) == ["w0", "w0"]
+    assert workers(_labelled(("cpu-1", "gpu-2"))) == ["w0@cpu-1", "w0@gpu-2"]
