@@ -83,8 +83,8 @@ class WorkerNames:
         labels = trial.user_attrs
         if "worker" not in labels:
             return ""
-        name = f"w{labels['worker']}"
-        return f"{name}@{labels['machine']}" if self.several_machines else name
+        name, machine = f"w{labels['worker']}", labels.get("machine")
+        return f"{name}@{machine}" if self.several_machines and machine else name
 
 
 @dataclass(frozen=True)

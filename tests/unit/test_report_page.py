@@ -66,13 +66,14 @@ def test_the_table_says_why_a_trial_failed_when_it_was_pruned_and_what_it_retrie
     assert "<th>note</th>" in html
 
 
-def _labelled(machines: tuple[str, ...]) -> optuna.Study:
+def _labelled(machines: tuple[str | None, ...]) -> optuna.Study:
     """One trial per machine, each run by that machine's worker 0 (every launch has one)."""
     study = optuna.create_study(direction="maximize")
     for machine in machines:
         trial = study.ask()
         trial.set_user_attr("worker", 0)
-        trial.set_user_attr("machine", machine)
+        if machine is not None:  # else a trial from before trials were labelled so
+            trial.set_user_attr("machine", machine)
         study.tell(trial, 0.5)
     return study
 
@@ -83,4 +84,4 @@ def test_workers_are_named_with_their_machine_only_when_a_study_ran_on_several()
         return re.findall(r"<td>(w[^<]*)</td>", html)
 
     assert workers(_labelled(("cpu-1", "cpu-1"))) == ["w0", "w0"]
-    assert workers(_labelled(("cpu-1", "gpu-2"))) == ["w0@cpu-1", "w0@gpu-2"]
+    assert workers(_labelled(("cpu-1", "gpu-2", None))) == ["w0@cpu-1", "w0@gpu-2", "w0"]
