@@ -118,7 +118,7 @@ class Backend(Protocol):
     """Runs workers somewhere: local processes, containers, pods."""
 
     name: str
-    machine: str  # where the workers run, as its users name it (a host name): labels the launch
+    machine: str  # where the workers run, as its users name it (a host name): labels their trials
 
     def start(self, spec: WorkerSpec) -> WorkerHandle:
         """Start one worker; it runs ``python -m trainer.worker`` for ``spec.study``."""

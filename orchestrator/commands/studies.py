@@ -40,11 +40,11 @@ def status(name: StudyName, storage: Storage = None) -> None:
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
     stdout.print(f"[bold]{name}[/]: {finished}/{spec.budget.trials} finished ({spec.experiment})")
     stdout.print("  ".join(f"{state.name.lower()} {n}" for state, n in counts.items() if n))
-    worker = reading.WorkerNames(trials)
+    worker_name = reading.WorkerNames(trials)
     for trial in trials:
         if trial.state is TrialState.RUNNING:
             epoch = max(trial.intermediate_values, default=None)
-            name = worker(trial) or "an unlabelled worker"
+            name = worker_name(trial) or "an unlabelled worker"
             stdout.print(f"running: trial {trial.number} on {name}, epoch {epoch}")
     for trial in [t for t in trials if t.state is TrialState.FAIL][-5:]:
         stdout.print(

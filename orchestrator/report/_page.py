@@ -80,13 +80,13 @@ def _table(study: optuna.Study, metrics: tuple[str, ...]) -> str:
     header = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
     rows = []
     trials = study.get_trials(deepcopy=False)
-    worker = WorkerNames(trials)
+    worker_name = WorkerNames(trials)
     for trial in sorted(trials, key=lambda t: t.number):
         values = [f"{v:.6g}" for v in trial.values] if trial.values else [""] * len(metrics)
         duration = f"{trial.duration.total_seconds():.1f}" if trial.duration else ""
         params = html.escape(json.dumps(trial.params, sort_keys=True))
         cells = [str(trial.number), trial.state.name, *values, duration]
-        cells += [html.escape(worker(trial)), params, html.escape(trial_note(trial))]
+        cells += [html.escape(worker_name(trial)), params, html.escape(trial_note(trial))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (
         "<section><h2>all trials</h2><table class='trials'>"
