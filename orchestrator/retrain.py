@@ -15,6 +15,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 from trainer import search_space
+from trainer.retries import retry_of
 from trainer.spec import ExperimentSpec
 
 from orchestrator.errors import ConfigError
@@ -47,8 +48,27 @@ def pick_trial(
     if not found:
         raise ConfigError(f"no trial {number} in this study (0..{len(trials) - 1}).")
     if found[0].state is not TrialState.COMPLETE:
-        raise ConfigError(f"trial {number} is {found[0].state.name}, not COMPLETE: pick another.")
+        raise ConfigError(
+            f"trial {number} is {found[0].state.name}, not COMPLETE{_retried_as(trials, number)}."
+        )
     return found[0]
+
+
+def _retried_as(trials: list[FrozenTrial], number: int) -> str:
+    """Where a failed trial's params went next: a user who picked it wants its last retry.
+
+    The same params ran again as a new trial (``--max-retry``); following the chain to its end
+    names the attempt that counts, or says that every attempt failed.
+    """
+    next_attempt = {retry_of(t.system_attrs): t for t in trials}
+    last = None
+    while (retry := next_attempt.get(number)) is not None:
+        last, number = retry, retry.number
+    if last is None:
+        return ": pick another"
+    if last.state is TrialState.COMPLETE:
+        return f"; it ran again as trial {last.number}, which completed: --trial {last.number}"
+    return f"; it ran again as trial {last.number}, which is {last.state.name}: pick another"
 
 
 def retrain(spec: ExperimentSpec, params: dict[str, Any], out: Path) -> Retrained:

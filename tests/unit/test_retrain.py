@@ -35,6 +35,31 @@ def test_the_best_trial_by_default_or_a_completed_one_by_number() -> None:
         pick_trial([], [], None)
 
 
+def test_a_failed_trial_points_to_the_retry_of_its_params() -> None:
+    study = _study()  # trial 3 failed
+    retried = {"retry_history": [3], "failed_trial": 3}
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, system_attrs=retried))
+    twice = {"retry_history": [3, 4], "failed_trial": 3}
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=0.5,
+            params={"x": 0.5},
+            distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+            system_attrs=twice,
+        )
+    )
+    trials, best = study.get_trials(), [study.best_trial]
+    for failed in (3, 4):
+        with pytest.raises(
+            ConfigError,
+            match=f"trial {failed} is FAIL, not COMPLETE; it ran "
+            "again as trial 5, which completed: --trial 5",
+        ):
+            pick_trial(trials, best, failed)
+    with pytest.raises(ConfigError, match=r"trial 3 .* as trial 4, which is FAIL: pick another"):
+        pick_trial(trials[:5], best, 3)
+
+
 @pytest.mark.slow
 def test_retrain_reproduces_the_trials_val_metric_and_tests_it(tmp_path: Path) -> None:
     spec = build_spec(
