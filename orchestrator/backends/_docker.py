@@ -42,7 +42,8 @@ RUNS_MOUNT = "/runs"
 SECRET_MOUNT = "/run/secrets/hpo-storage"
 CONFIG_MOUNT = "/opt/hpo/user-config"
 NETRC_MOUNT = "/run/secrets/hpo-netrc"
-PASSED_THROUGH = ("WANDB_BASE_URL", "WANDB_MODE")  # W&B settings that hold no secret
+# W&B settings that hold no secret
+PASSED_THROUGH = ("WANDB_BASE_URL", "WANDB_MODE", "WANDB_INIT_TIMEOUT")
 LAUNCH_LABEL = "hpo.launch"
 
 

@@ -22,7 +22,7 @@ BOGUS_KEY = "hpocanary" + "k" * 36  # 45 characters: W&B wants 40+ (after any `p
 
 @pytest.fixture(autouse=True)
 def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WANDB_MODE", "WANDB_BASE_URL"):  # no key: see tests/conftest.py
+    for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):  # no key: conftest
         monkeypatch.delenv(name, raising=False)
 
 
@@ -75,6 +75,7 @@ def test_online_without_network_still_completes_and_hides_the_key(
         netrc.write_text(f"machine 127.0.0.1:9\n  login user\n  password {BOGUS_KEY}\n")
         monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: no network
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")  # W&B's own setting: it reaches the worker
     study = "nonet-env" if key_from == "environment" else "nonet-netrc"
     command = [HPO, "launch", "--study", study, "--workers", "1", "--trials", "1"]
     command += ["--runs-dir", str(tmp_path), "trainer.max_epochs=2"]
@@ -101,6 +102,7 @@ def test_online_without_network_still_completes_and_hides_the_key(
     assert trial_run.id == run_id(study, 0)  # the trial kept its run, offline
     assert inspected and BOGUS_KEY not in inspected
     assert "/run/secrets/hpo-netrc" in inspected  # it reached the worker as a file
+    assert '"WANDB_INIT_TIMEOUT=3"' in inspected
     for path in (tmp_path / study).rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             assert BOGUS_KEY.encode() not in path.read_bytes(), path

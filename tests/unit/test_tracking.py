@@ -30,7 +30,7 @@ from tests.wandb_records import read_runs
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WANDB_MODE", "WANDB_BASE_URL"):  # no key: see tests/conftest.py
+    for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):  # no key: conftest
         monkeypatch.delenv(name, raising=False)
 
 
@@ -99,13 +99,21 @@ def test_the_key_of_wandb_login_is_found_for_the_wandb_server(
     assert api_key() is None  # a netrc W&B cannot use is no key
 
 
+def test_online_init_waits_15_s_unless_w_and_bs_own_setting_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert wandb_runs.online_init_timeout_s() == 15.0  # not W&B's 90 s
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "120")  # a slow link
+    assert wandb_runs.online_init_timeout_s() == 120.0
+
+
 @pytest.mark.slow
 def test_a_run_that_cannot_go_online_is_written_offline_under_its_own_id(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setattr(wandb_runs, "ONLINE_INIT_TIMEOUT_S", 2.0)
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "2")
     settings = {"project": "p", "id": run_id("s", 0), "dir": str(tmp_path), "job_type": "trial"}
     run, online = wandb_runs.init_run(settings, online=True)
     run.log({"val_loss": 0.5})

@@ -19,6 +19,7 @@ __all__ = [
     "api_key",
     "init_run",
     "netrc_machine",
+    "online_init_timeout_s",
     "run_id",
     "wandb_dir",
     "wandb_url",
@@ -28,7 +29,9 @@ __all__ = [
 log = logging.getLogger("trainer.worker")
 CLOUD_URL = "https://api.wandb.ai"
 RUN_ID_ATTR = "wandb_run_id"  # the trial's user attr that links it to its run
-ONLINE_INIT_TIMEOUT_S = 15.0  # W&B's default is 90 s: a trial would wait that long offline
+# W&B's default is 90 s: a trial would wait that long before it went offline. W&B's own
+# WANDB_INIT_TIMEOUT, where set (a slow link), is honoured instead.
+ONLINE_INIT_TIMEOUT_S = 15.0
 # What a trial run does not need, each a cost paid per trial: the worker's console (its log file
 # has it), system stats, machine metadata, git and code (the config records image and revision),
 # the pip freeze (the image pins it).
@@ -91,6 +94,11 @@ def wandb_url() -> str:
     return os.environ.get("WANDB_BASE_URL", CLOUD_URL)
 
 
+def online_init_timeout_s() -> float:
+    """How long ``wandb.init`` may try to reach the server before the run goes offline."""
+    return float(os.environ.get("WANDB_INIT_TIMEOUT", ONLINE_INIT_TIMEOUT_S))
+
+
 def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
     """``wandb.init(**settings)``: online if asked and possible, else offline.
 
@@ -103,7 +111,7 @@ def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
 
     if online:
         try:
-            quick = wandb.Settings(init_timeout=ONLINE_INIT_TIMEOUT_S, **LEAN)
+            quick = wandb.Settings(init_timeout=online_init_timeout_s(), **LEAN)
             return wandb.init(mode="online", settings=quick, **settings), True
         except Exception as e:  # W&B raises many kinds; every one means: go on offline
             reason = (str(e).splitlines() or [type(e).__name__])[0]  # not W&B's advice lines
