@@ -97,9 +97,9 @@ class WorkerSpec:
         return [*args, "--launch", self.launch, *(["--wait-ready"] if self.wait_ready else [])]
 
     @property
-    def log_path(self) -> Path:
-        """Where the worker's output is kept."""
-        return self.runs_dir / self.study / f"worker-{self.worker_id}.log"
+    def log_folder(self) -> Path:
+        """Where the worker's log goes (``orchestrator.worker_logs`` names the file)."""
+        return self.runs_dir / self.study
 
 
 @dataclass(frozen=True)

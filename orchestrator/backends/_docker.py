@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import docker
 from docker.errors import NotFound
@@ -34,6 +35,7 @@ from orchestrator.backends._base import (
 from orchestrator.backends._docker_events import DeathWatch
 from orchestrator.backends._resources import WorkerResources, gpu_ids
 from orchestrator.engine import translated
+from orchestrator.worker_logs import WorkerLogs
 
 __all__ = ["DockerBackend"]
 
@@ -79,6 +81,7 @@ class DockerBackend:
         self.gpus_available = gpus_available
         self._stopped: set[str] = set()
         self._log_threads: list[threading.Thread] = []
+        self._logs = WorkerLogs()
         self._deaths: DeathWatch | None = None  # opened before the first container starts
         self._opening_deaths = threading.Lock()  # workers start side by side
 
@@ -117,7 +120,7 @@ class DockerBackend:
                 nano_cpus=int(self.resources.cpus * 1e9),
                 device_requests=devices,
             )
-        self._follow_logs(container, spec.log_path)
+        self._follow_logs(container, self._logs.of(spec.log_folder, spec.worker_id))
         return WorkerHandle(id=container.id or spec.name, name=spec.name, backend=self.name)
 
     def poll(self, handle: WorkerHandle) -> WorkerState:
@@ -177,6 +180,7 @@ class DockerBackend:
             self._deaths = None
         for thread in self._log_threads:
             thread.join(timeout=5)
+        self._logs.close()
         for secret in self.secrets_dir.glob("*"):
             secret.unlink(missing_ok=True)
 
@@ -251,9 +255,10 @@ class DockerBackend:
             os.chown(path, uid, gid)
         return path
 
-    def _follow_logs(self, container: Container, path: Path) -> None:
+    def _follow_logs(self, container: Container, log: BinaryIO) -> None:
         def copy() -> None:
-            with path.open("ab") as log:
+            # ValueError: the launch ended and closed the log while the engine still sent lines.
+            with contextlib.suppress(ValueError):
                 for chunk in container.logs(stream=True, follow=True):
                     log.write(chunk)
                     log.flush()

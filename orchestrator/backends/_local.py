@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from pathlib import Path
 
 from orchestrator.backends._base import (
     LAST_LINES,
@@ -18,6 +19,7 @@ from orchestrator.backends._base import (
     exit_with_last_line,
     state_from_exit,
 )
+from orchestrator.worker_logs import WorkerLogs
 
 __all__ = ["LocalBackend"]
 
@@ -35,12 +37,12 @@ class LocalBackend:
     def __init__(self) -> None:
         self.machine = socket.gethostname()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._specs: dict[str, WorkerSpec] = {}
+        self._logs = WorkerLogs()
+        self._log_paths: dict[str, Path] = {}
         self._stopped: set[str] = set()
 
     def start(self, spec: WorkerSpec) -> WorkerHandle:
-        """Start one worker process; its output goes to ``spec.log_path``."""
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        """Start one worker process; its output goes to its log (it inherits the lock too)."""
         command = [sys.executable, "-m", "trainer.worker", "--study", spec.study]
         command += ["--worker-id", str(spec.worker_id), "--runs-dir", str(spec.runs_dir)]
         command += spec.launch_args
@@ -50,18 +52,18 @@ class LocalBackend:
             environment["OMP_NUM_THREADS"] = str(spec.threads)
         if spec.config_dir is not None:
             command += ["--config-dir", str(spec.config_dir)]
-        with spec.log_path.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=environment,
-                start_new_session=True,
-            )
+        log = self._logs.of(spec.log_folder, spec.worker_id)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=environment,
+            start_new_session=True,
+        )
         handle = WorkerHandle(id=str(process.pid), name=spec.name, backend=self.name)
         self._processes[handle.id] = process
-        self._specs[handle.id] = spec
+        self._log_paths[handle.id] = Path(log.name)
         return handle
 
     def poll(self, handle: WorkerHandle) -> WorkerState:
@@ -83,7 +85,7 @@ class LocalBackend:
 
     def logs(self, handle: WorkerHandle, tail: int = 200) -> str:
         """The end of the worker's log file."""
-        path = self._specs[handle.id].log_path
+        path = self._log_paths[handle.id]
         if not path.exists():
             return ""
         with path.open(errors="replace") as f:
@@ -103,4 +105,5 @@ class LocalBackend:
         time.sleep(timeout_s)
 
     def cleanup(self) -> None:
-        """Nothing to remove: an ended process leaves only its log file, which is kept."""
+        """Let go of the log files; an ended process leaves only its log, which is kept."""
+        self._logs.close()

@@ -21,6 +21,7 @@ from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
 from orchestrator.errors import ConfigError, HpoError
 from orchestrator.settings import Instance, config_dir
+from orchestrator.worker_logs import worker_log_paths, worker_of
 
 RunsDir = Annotated[Path, typer.Option(help="Run folders, as given to `hpo launch`.")]
 FOLLOW_POLL_S = 0.5
@@ -38,17 +39,17 @@ def logs(
 ) -> None:
     """Print a study's worker logs: from its containers while they exist, else from the files.
 
-    A launch keeps each worker's output in <runs-dir>/<study>/worker-<k>.log; the workers of a
-    detached launch are read from the Docker engine, which holds their output until `hpo gc`.
+    A launch keeps each worker's output in <runs-dir>/<study>/worker-<k>.log (worker-<k>.2.log
+    for a second launch's worker k running beside the first); the workers of a detached launch
+    are read from the Docker engine, which holds their output until `hpo gc`.
     """
     containers = _containers_of(study, worker)
     if containers:
         _print_container_logs(containers, follow=follow)
         return
-    pattern = "worker-*.log" if worker is None else f"worker-{worker}.log"
-    paths = sorted((runs_dir / study).glob(pattern))
+    paths = worker_log_paths(runs_dir / study, worker)
     if not paths:
-        guard(_no_logs, runs_dir / study, pattern)
+        guard(_no_logs, runs_dir / study, f"worker-{'*' if worker is None else worker}.log")
     offsets = dict.fromkeys(paths, 0)
     while True:
         for path in paths:
@@ -178,7 +179,7 @@ def _stop_and_remove(container: Container) -> int:
 
 
 def _no_logs(folder: Path, pattern: str) -> None:
-    found = sorted(int(p.stem.removeprefix("worker-")) for p in folder.glob("worker-[0-9]*.log"))
+    found = sorted({owner[0] for owner in map(worker_of, worker_log_paths(folder)) if owner})
     if found:
         workers = ", ".join(str(k) for k in found)
         raise ConfigError(f"no {pattern} in {folder}; its workers: {workers} (`--worker`).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -328,6 +329,14 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     # params (all six are TPE's random start-up trials).
     draws = [json.dumps(t.params, sort_keys=True) for t in snapshot.trials]
     assert len(set(draws)) == 6, draws
+    # Each launch's worker 0 wrote a log of its own: every trial is in one of them, none in both.
+    logs = {p.name: p.read_text() for p in (tmp_path / "twice").glob("worker-*.log")}
+    assert sorted(logs) == ["worker-0.2.log", "worker-0.log"], sorted(logs)
+    ran = [
+        set(map(int, re.findall(r"trial (\d+) (?:COMPLETE|PRUNED) in", t))) for t in logs.values()
+    ]
+    assert not ran[0] & ran[1], ran
+    assert ran[0] | ran[1] == {t.number for t in snapshot.trials}, ran
 
 
 def test_a_dead_worker_fails_its_own_launchs_trial_not_another_launchs(

@@ -40,9 +40,19 @@ def test_logs_reads_the_worker_files_and_names_the_workers_there(
     for worker in (0, 1):
         (tmp_path / "s").mkdir(exist_ok=True)
         (tmp_path / "s" / f"worker-{worker}.log").write_text(f"line of w{worker}\n")
+    (tmp_path / "s" / "worker-1.2.log").write_text("line of a second launch's w1\n")
     shown = runner.invoke(app, ["logs", "s", "--runs-dir", str(tmp_path)])
     assert shown.exit_code == 0
-    assert shown.output.splitlines() == ["worker-0| line of w0", "worker-1| line of w1"]
+    assert shown.output.splitlines() == [
+        "worker-0| line of w0",
+        "worker-1| line of w1",
+        "worker-1.2| line of a second launch's w1",
+    ]
+    one = runner.invoke(app, ["logs", "s", "--worker", "1", "--runs-dir", str(tmp_path)])
+    assert one.output.splitlines() == [
+        "worker-1| line of w1",
+        "worker-1.2| line of a second launch's w1",
+    ]
     missing = runner.invoke(app, ["logs", "s", "--worker", "5", "--runs-dir", str(tmp_path)])
     assert missing.exit_code == 2
     assert missing.output.strip().endswith("its workers: 0, 1 (`--worker`).")
