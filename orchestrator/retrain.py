@@ -66,9 +66,12 @@ def _retried_as(trials: list[FrozenTrial], number: int) -> str:
         last, number = retry, retry.number
     if last is None:
         return ": pick another"
+    again = f"; it ran again as trial {last.number}, which"
     if last.state is TrialState.COMPLETE:
-        return f"; it ran again as trial {last.number}, which completed: --trial {last.number}"
-    return f"; it ran again as trial {last.number}, which is {last.state.name}: pick another"
+        return f"{again} completed: --trial {last.number}"
+    if not last.state.is_finished():
+        return f"{again} is {last.state.name}: retrain it once it completes"
+    return f"{again} is {last.state.name}: pick another"
 
 
 def retrain(spec: ExperimentSpec, params: dict[str, Any], out: Path) -> Retrained:

@@ -58,6 +58,10 @@ def test_a_failed_trial_points_to_the_retry_of_its_params() -> None:
             pick_trial(trials, best, failed)
     with pytest.raises(ConfigError, match=r"trial 3 .* as trial 4, which is FAIL: pick another"):
         pick_trial(trials[:5], best, 3)
+    running = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs=retried)
+    running.number = 4
+    with pytest.raises(ConfigError, match="as trial 4, which is RUNNING: retrain it once it"):
+        pick_trial([*trials[:4], running], best, 3)
 
 
 @pytest.mark.slow
