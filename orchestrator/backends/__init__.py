@@ -20,7 +20,9 @@ from orchestrator.backends._local import LocalBackend
 from orchestrator.backends._resources import (
     WorkerResources,
     check_capacity,
+    check_gpus,
     gpu_ids,
+    host_gpu_ids,
     visible_gpus,
 )
 
@@ -34,8 +36,10 @@ __all__ = [
     "WorkerSpec",
     "WorkerState",
     "check_capacity",
+    "check_gpus",
     "exit_with_last_line",
     "gpu_ids",
+    "host_gpu_ids",
     "state_from_exit",
     "visible_gpus",
 ]

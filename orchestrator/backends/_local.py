@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.backends._base import (
@@ -19,6 +20,7 @@ from orchestrator.backends._base import (
     exit_with_last_line,
     state_from_exit,
 )
+from orchestrator.backends._resources import gpu_ids
 from orchestrator.worker_logs import WorkerLogs
 
 __all__ = ["LocalBackend"]
@@ -30,11 +32,21 @@ class LocalBackend:
     The storage URL reaches the worker in its environment (readable only by this user, who
     already holds the password file); each process gets its own session, so a Ctrl-C in the
     terminal reaches the launcher alone and the launcher stops the workers in order.
+
+    A worker sees the GPUs it is dealt and no others (``CUDA_VISIBLE_DEVICES``), as a container
+    does: none unless ``gpus_per_worker`` asks, so that trials (``accelerator: auto``) do not all
+    crowd onto the first GPU of the machine.
+
+    Args:
+        gpus_per_worker: GPUs for each worker, dealt round-robin over ``gpus``.
+        gpus: The GPUs to deal, as ``CUDA_VISIBLE_DEVICES`` names them (``host_gpu_ids``).
     """
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, gpus_per_worker: int = 0, gpus: Sequence[str] = ()) -> None:
+        self.gpus_per_worker = gpus_per_worker
+        self.gpus = list(gpus)
         self.machine = socket.gethostname()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs = WorkerLogs()
@@ -46,10 +58,8 @@ class LocalBackend:
         command = [sys.executable, "-m", "trainer.worker", "--study", spec.study]
         command += ["--worker-id", str(spec.worker_id), "--runs-dir", str(spec.runs_dir)]
         command += spec.launch_args
-        environment = {**os.environ, "HPO_STORAGE": spec.storage_url, "PYTHONUNBUFFERED": "1"}
         if spec.threads is not None:
             command += ["--threads", str(spec.threads)]
-            environment["OMP_NUM_THREADS"] = str(spec.threads)
         if spec.config_dir is not None:
             command += ["--config-dir", str(spec.config_dir)]
         log = self._logs.of(spec.log_folder, spec.worker_id)
@@ -58,13 +68,30 @@ class LocalBackend:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=environment,
+            env=self.environment(spec),
             start_new_session=True,
         )
         handle = WorkerHandle(id=str(process.pid), name=spec.name, backend=self.name)
         self._processes[handle.id] = process
         self._log_paths[handle.id] = Path(log.name)
         return handle
+
+    def environment(self, spec: WorkerSpec) -> dict[str, str]:
+        """This process's environment, with the worker's storage, threads and GPUs."""
+        environment = {
+            **os.environ,
+            "HPO_STORAGE": spec.storage_url,
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": ",".join(self.gpus_of(spec.worker_id)),
+        }
+        if spec.threads is not None:
+            environment["OMP_NUM_THREADS"] = str(spec.threads)
+        return environment
+
+    def gpus_of(self, worker_id: int) -> list[str]:
+        """The GPUs worker ``worker_id`` sees; none is an empty list (it trains on the CPU)."""
+        dealt = gpu_ids(worker_id, self.gpus_per_worker, len(self.gpus))
+        return [self.gpus[int(index)] for index in dealt]
 
     def poll(self, handle: WorkerHandle) -> WorkerState:
         """Running, or how it ended."""

@@ -16,7 +16,15 @@ from docker.utils import parse_bytes
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["NVIDIA_GPUS", "WorkerResources", "check_capacity", "gpu_ids", "visible_gpus"]
+__all__ = [
+    "NVIDIA_GPUS",
+    "WorkerResources",
+    "check_capacity",
+    "check_gpus",
+    "gpu_ids",
+    "host_gpu_ids",
+    "visible_gpus",
+]
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU once the driver is loaded
 _GIB = 2**30
@@ -84,22 +92,27 @@ def check_capacity(
         raise ConfigError(
             f"`--cpus-per-worker` {resources.cpus:g} is more than the engine's {cores} CPUs."
         )
-    if resources.gpus == 0:
-        return
-    if gpus == 0:
-        raise ConfigError(
-            f"`--gpus-per-worker` {resources.gpus}: no NVIDIA GPU on this machine "
-            f"({NVIDIA_GPUS} is missing or empty)."
-        )
-    if "nvidia" not in engine_info.get("Runtimes", {}):
+    check_gpus(resources.gpus, gpus)
+    if resources.gpus and "nvidia" not in engine_info.get("Runtimes", {}):
         raise ConfigError(
             "`--gpus-per-worker`: the Docker engine has no `nvidia` runtime; install the NVIDIA "
             "Container Toolkit (`nvidia-ctk runtime configure --runtime=docker`)."
         )
-    if resources.gpus > gpus:
+
+
+def check_gpus(per_worker: int, gpus: int) -> None:
+    """Refuse ``per_worker`` GPUs for each worker where there are none, or fewer than that.
+
+    Raises:
+        ConfigError: GPUs were asked for and are not there.
+    """
+    if per_worker and gpus == 0:
         raise ConfigError(
-            f"`--gpus-per-worker` {resources.gpus} is more than the {gpus} GPU(s) here."
+            f"`--gpus-per-worker` {per_worker}: no NVIDIA GPU on this machine "
+            f"({NVIDIA_GPUS} is missing or empty)."
         )
+    if per_worker > gpus:
+        raise ConfigError(f"`--gpus-per-worker` {per_worker} is more than the {gpus} GPU(s) here.")
 
 
 def visible_gpus(root: Path = NVIDIA_GPUS) -> int:
@@ -117,3 +130,16 @@ def gpu_ids(worker: int, per_worker: int, available: int) -> list[str]:
         return []
     first = worker * per_worker
     return [str((first + offset) % available) for offset in range(per_worker)]
+
+
+def host_gpu_ids(environ: Mapping[str, str], root: Path = NVIDIA_GPUS) -> list[str]:
+    """The GPUs this process may deal to local workers, as ``CUDA_VISIBLE_DEVICES`` names them.
+
+    A scheduler's share (SLURM sets ``CUDA_VISIBLE_DEVICES=2,3``) where the launcher has one: a
+    worker told ``0`` would otherwise train on a GPU given to someone else. Else every GPU the
+    driver sees.
+    """
+    shared = environ.get("CUDA_VISIBLE_DEVICES")
+    if shared is not None:
+        return [gpu.strip() for gpu in shared.split(",") if gpu.strip()]
+    return [str(index) for index in range(visible_gpus(root))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import os
 from contextlib import suppress
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from orchestrator.backends import (
     LocalBackend,
     WorkerResources,
     check_capacity,
+    check_gpus,
+    host_gpu_ids,
     visible_gpus,
 )
 from orchestrator.compose_context import compose_context
@@ -64,7 +67,9 @@ def make_backend(
     """
     if name is BackendName.local:
         _check_trainer_installed()
-        return LocalBackend()
+        local_gpus = host_gpu_ids(os.environ)
+        check_gpus(resources.gpus, len(local_gpus))
+        return LocalBackend(resources.gpus, local_gpus)
     client = engine.connect()
     gpus = visible_gpus()
     with translated("reading the engine's resources"):

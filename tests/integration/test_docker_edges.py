@@ -48,6 +48,7 @@ def _containers(client: docker.DockerClient, study: str) -> list[Container]:
     [
         (["--memory-per-worker", "100000g"], "more memory than the Docker engine has"),
         (["--gpus-per-worker", "1"], "`--gpus-per-worker`"),
+        (["--backend", "local", "--gpus-per-worker", "1"], "1: no NVIDIA GPU on this machine"),
         (["--image", "no-such-image:1"], "no image `no-such-image:1`: build it first"),
         (["--memory-per-worker", "2GiB"], "'2GiB' is not a size"),
     ],

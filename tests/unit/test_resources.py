@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends import WorkerResources, check_capacity, gpu_ids, visible_gpus
+from orchestrator.backends import (
+    LocalBackend,
+    WorkerResources,
+    WorkerSpec,
+    check_capacity,
+    check_gpus,
+    gpu_ids,
+    host_gpu_ids,
+    visible_gpus,
+)
 from orchestrator.errors import ConfigError
 
 GIB = 2**30
@@ -68,3 +77,38 @@ def test_gpus_are_counted_from_the_driver(tmp_path: Path) -> None:
     for bus in ("0000:17:00.0", "0000:65:00.0"):
         (tmp_path / bus).mkdir()
     assert visible_gpus(tmp_path) == 2
+
+
+def test_local_gpus_are_a_schedulers_share_where_the_launcher_has_one(tmp_path: Path) -> None:
+    for bus in ("0000:17:00.0", "0000:65:00.0", "0000:b3:00.0"):
+        (tmp_path / bus).mkdir()
+    assert host_gpu_ids({}, tmp_path) == ["0", "1", "2"]
+    assert host_gpu_ids({"CUDA_VISIBLE_DEVICES": "2, 1"}, tmp_path) == ["2", "1"]
+    assert host_gpu_ids({"CUDA_VISIBLE_DEVICES": ""}, tmp_path) == []
+
+
+def test_local_workers_see_only_the_gpus_dealt_to_them(tmp_path: Path) -> None:
+    share = LocalBackend(gpus_per_worker=1, gpus=["2", "3"])
+    assert [share.gpus_of(k) for k in range(3)] == [["2"], ["3"], ["2"]]
+    assert LocalBackend(gpus_per_worker=2, gpus=["5", "6"]).gpus_of(1) == ["5", "6"]
+    # None asked for: none seen, so trials (`accelerator: auto`) train on the CPU.
+    assert LocalBackend(gpus=["0", "1"]).gpus_of(0) == []
+    worker = WorkerSpec("s", 1, "postgresql://db/s", tmp_path, threads=2)
+    environment = share.environment(worker)
+    assert environment["CUDA_VISIBLE_DEVICES"] == "3"
+    assert (environment["OMP_NUM_THREADS"], environment["HPO_STORAGE"]) == (
+        "2",
+        "postgresql://db/s",
+    )
+    assert LocalBackend().environment(worker)["CUDA_VISIBLE_DEVICES"] == ""
+
+
+@pytest.mark.parametrize(
+    ("per_worker", "gpus", "expected"),
+    [(1, 0, "no NVIDIA GPU on this machine"), (3, 2, "more than the 2 GPU")],
+)
+def test_local_gpus_asked_for_must_be_there(per_worker: int, gpus: int, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        check_gpus(per_worker, gpus)
+    check_gpus(0, 0)
+    check_gpus(per_worker, per_worker)
