@@ -14,7 +14,7 @@ WORKERS ?= 2
 TRIALS ?= 12
 BACKEND ?= docker
 
-.PHONY: help install provision image db db-down launch demo up down test test-unit lint format train bench clean
+.PHONY: help install provision image db db-down launch demo up down test test-unit test-gpu lint format train bench clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ test-unit: install ## Fast tests: no services, seconds
 
 test: install ## Every test, real services included (needs a running Docker engine)
 	$(BIN)/python -m pytest tests
+
+test-gpu: install ## Training on a GPU (tests/gpu; skipped where torch sees none, as in CI)
+	$(BIN)/python -m pytest tests/gpu -rs
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
