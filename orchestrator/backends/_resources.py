@@ -100,8 +100,13 @@ def check_capacity(
         )
 
 
-def check_gpus(per_worker: int, gpus: int) -> None:
+def check_gpus(per_worker: int, gpus: int, why_none: str | None = None) -> None:
     """Refuse ``per_worker`` GPUs for each worker where there are none, or fewer than that.
+
+    Args:
+        per_worker: GPUs asked for each worker.
+        gpus: GPUs there are to deal.
+        why_none: What says there are none, for the message; by default the driver's folder.
 
     Raises:
         ConfigError: GPUs were asked for and are not there.
@@ -109,7 +114,7 @@ def check_gpus(per_worker: int, gpus: int) -> None:
     if per_worker and gpus == 0:
         raise ConfigError(
             f"`--gpus-per-worker` {per_worker}: no NVIDIA GPU on this machine "
-            f"({NVIDIA_GPUS} is missing or empty)."
+            f"({why_none or f'{NVIDIA_GPUS} is missing or empty'})."
         )
     if per_worker > gpus:
         raise ConfigError(f"`--gpus-per-worker` {per_worker} is more than the {gpus} GPU(s) here.")

@@ -68,7 +68,10 @@ def make_backend(
     if name is BackendName.local:
         _check_trainer_installed()
         local_gpus = host_gpu_ids(os.environ)
-        check_gpus(resources.gpus, len(local_gpus))
+        hidden = "CUDA_VISIBLE_DEVICES" in os.environ  # a scheduler's share, or none on purpose
+        check_gpus(
+            resources.gpus, len(local_gpus), "CUDA_VISIBLE_DEVICES names none" if hidden else None
+        )
         return LocalBackend(resources.gpus, local_gpus)
     client = engine.connect()
     gpus = visible_gpus()

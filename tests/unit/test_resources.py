@@ -16,6 +16,7 @@ from orchestrator.backends import (
     host_gpu_ids,
     visible_gpus,
 )
+from orchestrator.commands._backend import BackendName, make_backend
 from orchestrator.errors import ConfigError
 
 GIB = 2**30
@@ -112,3 +113,19 @@ def test_local_gpus_asked_for_must_be_there(per_worker: int, gpus: int, expected
         check_gpus(per_worker, gpus)
     check_gpus(0, 0)
     check_gpus(per_worker, per_worker)
+
+
+def test_local_gpus_hidden_by_the_launchers_environment_are_named_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError, match=r"GPU on this machine \(CUDA_VISIBLE_DEVICES names none"):
+        make_backend(
+            BackendName.local, "s", "unused", WorkerResources(cpus=1, gpus=1), 1, launch_id="l"
+        )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    backend = make_backend(
+        BackendName.local, "s", "unused", WorkerResources(cpus=1, gpus=1), 1, launch_id="l"
+    )
+    assert isinstance(backend, LocalBackend)
+    assert backend.gpus_of(0) == ["0"]
