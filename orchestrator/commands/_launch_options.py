@@ -14,8 +14,11 @@ import typer
 
 from orchestrator.commands._backend import BackendName
 from orchestrator.commands._storage import STORAGE_HELP
+from orchestrator.settings import TRAINER_IMAGE
 
 SEARCH, WORKERS, RESILIENCE, TRACKING = "Search", "Workers", "Resilience", "Tracking"
+DEFAULT_IMAGE = f"{TRAINER_IMAGE}:latest"
+DEFAULT_MEMORY = "2g"
 
 
 class TrackerName(enum.StrEnum):
@@ -99,9 +102,10 @@ ConfigDir = Annotated[
     ),
 ]
 Image = Annotated[
-    str,
+    str | None,
     typer.Option(
-        help="Workers' image: the trainer image, or yours built FROM it (docker).",
+        help=f"Workers' image (docker only): {DEFAULT_IMAGE}, or yours built FROM it.",
+        show_default=False,
         rich_help_panel=WORKERS,
     ),
 ]
@@ -112,10 +116,11 @@ CpusPerWorker = Annotated[
     ),
 ]
 MemoryPerWorker = Annotated[
-    str,
+    str | None,
     typer.Option(
-        help="Memory limit per worker container, swap included (e.g. 2g); the workers "
-        "together must fit the engine's memory.",
+        help=f"Memory limit per worker container, swap included (docker only; default "
+        f"{DEFAULT_MEMORY}); the workers together must fit the engine's memory.",
+        show_default=False,
         rich_help_panel=WORKERS,
     ),
 ]

@@ -22,7 +22,6 @@ from orchestrator.commands._storage import resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.folders import check_writable_folder
-from orchestrator.settings import TRAINER_IMAGE
 from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
 
@@ -39,9 +38,9 @@ def launch(
     timeout: opt.Timeout = None,
     workers: opt.Workers = 2,
     config_dir: opt.ConfigDir = None,
-    image: opt.Image = f"{TRAINER_IMAGE}:latest",
+    image: opt.Image = None,
     cpus_per_worker: opt.CpusPerWorker = None,
-    memory_per_worker: opt.MemoryPerWorker = "2g",
+    memory_per_worker: opt.MemoryPerWorker = None,
     gpus_per_worker: opt.GpusPerWorker = 0,
     restart_workers: opt.RestartWorkers = 0,
     detach: opt.Detach = False,
@@ -61,8 +60,8 @@ def launch(
     """Create (or resume) a study and run it to its budget with N parallel workers."""
     name = guard(check_study_name, study or f"{experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     guard(_check_workers, workers, force)
-    if detach and backend is BackendName.local:
-        guard(_refuse, "`--detach` needs the docker backend: local workers end with this command.")
+    if backend is BackendName.local:
+        guard(_check_local_flags, detach=detach, image=image, memory=memory_per_worker)
     budget = guard(Budget, trials, timeout)
     resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
     tracker = guard(Tracking, tracking.value, wandb_project, wandb_entity)
@@ -81,8 +80,10 @@ def launch(
     )
     guard(check_writable_folder, runs_dir / name, "--runs-dir")
     cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
-    resources = guard(WorkerResources, cpus=cpus, memory=memory_per_worker, gpus=gpus_per_worker)
+    memory = memory_per_worker or opt.DEFAULT_MEMORY
+    resources = guard(WorkerResources, cpus=cpus, memory=memory, gpus=gpus_per_worker)
     launch_id = uuid.uuid4().hex
+    image = image or opt.DEFAULT_IMAGE
     runner = guard(make_backend, backend, name, image, resources, workers, launch_id=launch_id)
     url, network_url = guard(resolve_storage_pair, storage, start=True)
     guard(studies.check_connections, url, name, workers)
@@ -188,8 +189,22 @@ def _check_workers(workers: int, force: bool) -> None:
         raise ConfigError(f"`--workers` {workers} {rule}.")
 
 
-def _refuse(message: str) -> None:
-    raise ConfigError(message)
+def _check_local_flags(*, detach: bool, image: str | None, memory: str | None) -> None:
+    """Refuse the flags only containers honour: a local launch would silently drop them."""
+    if detach:
+        raise ConfigError(
+            "`--detach` needs the docker backend: local workers end with this command."
+        )
+    if image is not None:
+        raise ConfigError(
+            "`--image` needs the docker backend: local workers run the trainer package "
+            "installed here (install your model's package here and pass `--config-dir`)."
+        )
+    if memory is not None:
+        raise ConfigError(
+            "`--memory-per-worker` needs the docker backend: local workers are processes of "
+            "this machine, with no memory limit of their own."
+        )
 
 
 def _log_study_run(url: str, name: str, runs_dir: Path) -> None:
