@@ -15,7 +15,8 @@ from orchestrator.backends._base import (
     exit_with_last_line,
     state_from_exit,
 )
-from orchestrator.backends._docker import DockerBackend
+from orchestrator.backends._docker import LAUNCH_LABEL, DockerBackend
+from orchestrator.backends._gpu_probe import check_gpu_access
 from orchestrator.backends._local import LocalBackend
 from orchestrator.backends._resources import (
     WorkerResources,
@@ -27,6 +28,7 @@ from orchestrator.backends._resources import (
 )
 
 __all__ = [
+    "LAUNCH_LABEL",
     "STOP_TIMEOUT_S",
     "Backend",
     "DockerBackend",
@@ -36,6 +38,7 @@ __all__ = [
     "WorkerSpec",
     "WorkerState",
     "check_capacity",
+    "check_gpu_access",
     "check_gpus",
     "exit_with_last_line",
     "gpu_ids",

@@ -71,13 +71,14 @@ def check_capacity(
     """Refuse a launch whose workers together need more than the engine has.
 
     Args:
-        engine_info: ``docker info`` (``MemTotal``, ``NCPU``, ``Runtimes``).
+        engine_info: ``docker info`` (``MemTotal``, ``NCPU``).
         resources: Each worker's share.
         workers: How many workers share the machine.
         gpus: GPUs on this machine (``visible_gpus``).
 
     Raises:
-        ConfigError: Not enough memory, CPUs or GPUs, or no runtime to reach the GPUs.
+        ConfigError: Not enough memory, CPUs or GPUs (whether containers can reach the GPUs is
+            ``check_gpu_access``'s to say).
     """
     total = int(engine_info.get("MemTotal", 0))
     wanted = resources.memory_bytes * workers
@@ -93,11 +94,6 @@ def check_capacity(
             f"`--cpus-per-worker` {resources.cpus:g} is more than the engine's {cores} CPUs."
         )
     check_gpus(resources.gpus, gpus)
-    if resources.gpus and "nvidia" not in engine_info.get("Runtimes", {}):
-        raise ConfigError(
-            "`--gpus-per-worker`: the Docker engine has no `nvidia` runtime; install the NVIDIA "
-            "Container Toolkit (`nvidia-ctk runtime configure --runtime=docker`)."
-        )
 
 
 def check_gpus(per_worker: int, gpus: int, why_none: str | None = None) -> None:

@@ -2,7 +2,8 @@
 
 Every check that can refuse a launch runs here, before Postgres or any container is started:
 the engine answers, the image exists (the trainer image is built when missing), the workers fit
-the machine, and no worker of an earlier launch of the same study still runs.
+the machine, no worker of an earlier launch of the same study still runs, and containers can
+reach the GPUs asked for (a throw-away container, the one container started before Postgres).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from docker.errors import NotFound
 
 from orchestrator import engine, images
 from orchestrator.backends import (
+    LAUNCH_LABEL,
     Backend,
     DockerBackend,
     LocalBackend,
     WorkerResources,
     check_capacity,
+    check_gpu_access,
     check_gpus,
+    gpu_ids,
     host_gpu_ids,
     visible_gpus,
 )
@@ -63,7 +67,8 @@ def make_backend(
     Raises:
         BackendError: The Docker engine is unreachable or refused a request.
         ConfigError: The image is missing (and is not hpo's to build), the workers do not fit the
-            machine, or an earlier launch's workers of the study still run.
+            machine, containers cannot reach the GPUs asked for, or an earlier launch's workers
+            of the study still run.
     """
     if name is BackendName.local:
         _check_trainer_installed()
@@ -81,6 +86,9 @@ def make_backend(
     _ensure_image(client, image)
     instance = Instance.from_env()
     _clear_earlier_workers(client, instance, study)
+    if resources.gpus:
+        first_gpus = gpu_ids(0, resources.gpus, gpus)
+        check_gpu_access(client, image, first_gpus, {**instance.labels, LAUNCH_LABEL: launch_id})
     stack = compose_context(client)  # inside `docker compose up`: the project's network, labels
     return DockerBackend(
         client,

@@ -129,7 +129,7 @@ GpusPerWorker = Annotated[
     typer.Option(
         min=0,
         help="GPUs per worker, dealt round-robin over the host's GPUs (docker: needs the "
-        "NVIDIA runtime and a CUDA build of torch in the image; local: over "
+        "NVIDIA Container Toolkit and a CUDA build of torch in the image; local: over "
         "CUDA_VISIBLE_DEVICES where set). Trials train on the worker's first GPU "
         "(`trainer.accelerator: auto`); without this flag a worker sees no GPU.",
         rich_help_panel=WORKERS,

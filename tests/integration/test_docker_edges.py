@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,8 +14,10 @@ from docker.errors import NotFound
 from docker.models.containers import Container
 from optuna.trial import TrialState
 
-from orchestrator.backends import visible_gpus
+from orchestrator.backends import WorkerResources, visible_gpus
 from orchestrator.backends._docker_events import DeathWatch
+from orchestrator.commands import _backend
+from orchestrator.errors import ConfigError
 from orchestrator.settings import Instance
 from tests.integration.conftest import (
     HPO,
@@ -71,6 +74,29 @@ def test_refused_launch_is_one_line_and_starts_nothing(
         docker_client.containers.list(all=True, ignore_removed=True, filters={"label": label}) == []
     )  # no Postgres
     assert docker_client.volumes.list(filters={"name": instance.postgres_volume}) == []
+
+
+@pytest.mark.skipif(
+    shutil.which("nvidia-container-runtime-hook") is not None,
+    reason="this host has the NVIDIA Container Toolkit: its engine can give containers GPUs",
+)
+def test_an_engine_that_cannot_give_containers_gpus_is_found_before_postgres(
+    instance: Instance,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A GPU host without the toolkit: the driver sees a GPU, the engine cannot hand it over.
+    monkeypatch.setattr(_backend, "visible_gpus", lambda: 1)
+    resources = WorkerResources(cpus=1, gpus=1)
+    with pytest.raises(ConfigError) as refused:
+        _backend.make_backend(
+            _backend.BackendName.docker, "gpus", trainer_tag(), resources, 1, launch_id="probe"
+        )
+    assert str(refused.value).startswith("`--gpus-per-worker`: the Docker engine cannot give")
+    assert "could not select device driver" in str(refused.value)
+    label = [f"{key}={value}" for key, value in instance.labels.items()]
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
 
 
 def test_a_launch_that_cannot_start_every_worker_stops_the_others(
