@@ -58,7 +58,9 @@ def launch(
     force: opt.Force = False,
 ) -> None:
     """Create (or resume) a study and run it to its budget with N parallel workers."""
-    name = guard(check_study_name, study or f"{experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    if study is None:  # not `or`: `--study ""` is a bad name, not a request for the default
+        study = f"{experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    name = guard(check_study_name, study)
     guard(_check_workers, workers, force)
     if backend is BackendName.local:
         guard(_check_local_flags, detach=detach, image=image, memory=memory_per_worker)

@@ -132,20 +132,3 @@ def test_a_folder_that_cannot_be_made_is_one_line_before_the_database(
     assert result.exit_code == 2
     assert "cannot write in `/dev/null/" in result.output
     assert "(Not a directory); pass another `--" in result.output
-
-
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        (["--detach"], "`--detach` needs the docker backend"),
-        (["--image", "mine:1"], "`--image` needs the docker backend"),
-        (["--memory-per-worker", "4g"], "`--memory-per-worker` needs the docker backend"),
-    ],
-)
-def test_a_container_only_flag_with_local_workers_is_refused_not_dropped(
-    flags: list[str], expected: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
-    result = runner.invoke(app, ["launch", "--backend", "local", *flags])
-    assert result.exit_code == 2
-    assert result.output.startswith(f"error: {expected}")

@@ -153,6 +153,7 @@ def test_an_exit_reason_leaves_out_the_workers_log_prefix() -> None:
     [
         (["--workers", "0"], "Invalid value for '--workers'"),
         (["--workers", "10000"], "`--workers` 10000 is more than 4 x cores"),
+        (["--study", ""], "`--study` must be 1-100 ASCII letters"),
         (["--study", "../etc"], "`--study` must be 1-100 ASCII letters"),
         (["--study", "a" * 101], "`--study` must be 1-100 ASCII letters"),
         (["--study", "stud\u0443"], "`--study` must be 1-100 ASCII letters"),
@@ -168,6 +169,9 @@ def test_an_exit_reason_leaves_out_the_workers_log_prefix() -> None:
         (["model/optimizer=sgd"], "leave it out of the search: `~search_space.optimizer`"),
         (["--runs-dir", "/dev/null/runs"], "cannot write in `/dev/null/runs/"),
         (["--wandb-project", "team/project"], "`--wandb-project` 'team/project' is not a W&B"),
+        (["--backend", "local", "--detach"], "`--detach` needs the docker backend"),
+        (["--backend", "local", "--image", "mine:1"], "`--image` needs the docker backend"),
+        (["--backend", "local", "--memory-per-worker", "4g"], "`--memory-per-worker` needs"),
     ],
 )
 def test_bad_launch_input_exits_2_before_any_side_effect(
