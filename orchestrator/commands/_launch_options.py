@@ -70,6 +70,7 @@ Pruner = Annotated[PrunerName, typer.Option(case_sensitive=False, rich_help_pane
 Seed = Annotated[
     int | None,
     typer.Option(
+        min=0,
         help="Sampler seed: each worker's sampler is seeded from it and the number of its "
         "first trial, so no two workers draw alike (restarts, resumes, other machines "
         "included). Default: random.",

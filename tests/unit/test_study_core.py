@@ -161,6 +161,7 @@ def test_an_exit_reason_leaves_out_the_workers_log_prefix() -> None:
         (["--max-failed", "-1"], "Invalid value for '--max-failed'"),
         (["--heartbeat", "10", "--grace", "5"], "`--grace` must be >= 2 x `--heartbeat`"),
         (["--sampler", "grid"], "Invalid value for '--sampler'"),
+        (["--seed", "-1"], "Invalid value for '--seed'"),
         (["--experiment", "nope"], "unknown experiment `nope`"),
         (["model.nope=1"], "unknown config key `model.nope`"),
         (["search_space.lr.low=1.0"], "`search_space.lr.low` must be below"),
