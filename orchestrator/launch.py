@@ -23,6 +23,7 @@ from trainer.retries import RetryAsNewAttempt
 from trainer.signals import SignalledStop
 from trainer.spec import ExperimentSpec, is_launch_worker
 from trainer.storage import open_storage, with_retries
+from trainer.unclaimed import UnclaimedTrials
 
 from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import STOP_TIMEOUT_S, Backend, WorkerHandle, WorkerSpec, WorkerState
@@ -112,12 +113,15 @@ def _watch(
         fleet.fail_trials = partial(
             _fail_trials_of, study, storage, launch=plan.launch_id, retry=retry
         )
+        study_id = storage.get_study_id_from_name(plan.study)
+        unclaimed = UnclaimedTrials(storage, study_id, spec.resilience.grace_s)
 
         def retried(action: Callable[[], T]) -> T:
             return with_retries(action, spec.resilience.grace_s, sleep=stop.sleep)
 
         def refresh() -> Snapshot:
             def read() -> Snapshot:
+                unclaimed.reap()
                 states, launch = fleet.states, plan.launch_id
                 return _reap_and_read(study, spec, states, started, done_before, launch=launch)
 

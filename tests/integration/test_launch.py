@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from trainer.budget import BudgetGate, Verdict
 from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
+from trainer.unclaimed import UNCLAIMED_REASON
 
 from orchestrator.study import build_spec, create_or_resume
 from tests.integration.conftest import (
@@ -416,7 +417,8 @@ def _ran_nothing(study: str, runs: Path) -> bool:
 def test_a_resume_with_its_budget_reached_or_too_many_failures_runs_nothing(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("done", tmp_path, "--trials", "1", "--workers", "1", "trainer.max_epochs=1")
+    quick = ["--workers", "1", "--heartbeat", "1", "--grace", "2", "trainer.max_epochs=1"]
+    command = _launch("done", tmp_path, "--trials", "1", *quick)
     first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert first.returncode == 0, first.stdout + first.stderr
     (tmp_path / "done" / "worker-0.log").unlink()
@@ -431,19 +433,28 @@ def test_a_resume_with_its_budget_reached_or_too_many_failures_runs_nothing(
     study = optuna.load_study(study_name="done", storage=storage)
     for _ in range(3):
         study.tell(study.ask(), state=TrialState.FAIL)
+    # A trial made but never claimed (its worker died in between): RUNNING, with no heartbeat.
+    orphan = storage.get_trial(
+        storage.create_new_trial(storage.get_study_id_from_name("done"))
+    ).number
     storage.engine.dispose()
-    more = _launch("done", tmp_path, "--trials", "2", "--workers", "1", "trainer.max_epochs=1")
+    more = _launch("done", tmp_path, "--trials", "2", *quick)
     refused = subprocess.run(
         [*more, "--max-failed", "2"], capture_output=True, text=True, timeout=600, check=False
     )
     assert refused.returncode == 2
     assert "has 3 failed trials, more than `--max-failed` 2" in refused.stderr
     assert _ran_nothing("done", tmp_path)
-    resumed = subprocess.run(
-        [*more, "--max-failed", "5"], capture_output=True, text=True, timeout=600, check=False
+    resumed = subprocess.run(  # the orphan filled the budget: it must be failed, not waited for
+        [*more, "--max-failed", "5"], capture_output=True, text=True, timeout=120, check=False
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # the limit may change
-    assert read_study(database, "done").count(TrialState.COMPLETE) == 2
+    snapshot = read_study(database, "done")
+    assert snapshot.count(TrialState.COMPLETE) == 2
+    assert snapshot.count(TrialState.RUNNING) == 0
+    reaped = snapshot.trials[orphan]
+    assert reaped.state is TrialState.FAIL
+    assert reaped.user_attrs["fail_reason"] == UNCLAIMED_REASON
 
 
 def test_a_timeout_is_named_in_the_summary_and_a_resume_after_it_runs_nothing(

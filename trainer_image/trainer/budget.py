@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import optuna
 from sqlalchemy import Connection, Engine, text
 
+from trainer.unclaimed import abandon
+
 __all__ = ["BudgetGate", "Counts", "Reservation", "Verdict"]
 
 # First key of the two-integer advisory lock; the second is the study id.
@@ -172,4 +174,9 @@ def _new_trial(study: optuna.Study) -> optuna.Trial:
     """
     study._thread_local.cached_all_trials = None  # as ask() does: samplers see a fresh study
     trial_id = study._storage.create_new_trial(study._study_id)
-    return optuna.Trial(study, trial_id)
+    try:
+        return optuna.Trial(study, trial_id)  # the sampler's `before_trial` may raise
+    except Exception as e:
+        # Made, never to be claimed: it would hold a place in the budget for good.
+        abandon(study._storage, trial_id, f"{type(e).__name__} as the trial was made: {e}")
+        raise

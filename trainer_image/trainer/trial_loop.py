@@ -26,6 +26,7 @@ from trainer.heartbeat import Heartbeat
 from trainer.spec import Resilience
 from trainer.stopping import StopRequest, WorkerStopped
 from trainer.storage import with_retries
+from trainer.unclaimed import UnclaimedTrials
 
 __all__ = ["TrialLoop"]
 
@@ -58,13 +59,14 @@ class TrialLoop:
     def pull(self, gate: BudgetGate) -> Verdict:
         """Reserve the next trial and run it, until the gate says stop.
 
-        Stale trials are reaped at most once per heartbeat interval: often enough for a dead
-        peer's trial to be retried within the grace period, without a query per trial.
+        Stale and unclaimed trials are reaped at most once per heartbeat interval: often enough
+        for a dead peer's trial to be retried within the grace period, without a query per trial.
 
         Raises:
             WorkerStopped: A stop was requested; no trial of this worker is left RUNNING.
         """
         last_reap = -math.inf
+        unclaimed = UnclaimedTrials(self.storage, self.study_id, self.grace_s)
         labels: dict[str, int | str] = {
             "worker": self.worker_id,
             "host": _HOST,
@@ -76,6 +78,7 @@ class TrialLoop:
             self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:
                 with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
+                with_retries(unclaimed.reap, self.grace_s)
                 last_reap = time.monotonic()
             reserved = with_retries(lambda: gate.reserve(self.study, labels), self.grace_s)
             if reserved is Verdict.WAIT:
