@@ -8,9 +8,9 @@ exactly the budget. The lock covers no read of the study's trials, which grows w
 
 The same transaction claims the new trial: it writes the worker's labels (user attrs) and the
 trial's first heartbeat, in one statement. Without a heartbeat row Optuna never counts a RUNNING
-trial as stale, so a worker dying right after ``ask()`` would leave it RUNNING for good; and four
-separate Optuna calls (two user attrs, an id lookup, a heartbeat) cost more round trips than the
-trivial trial of ``bench/storage.py`` itself.
+trial as stale; and four separate Optuna calls (two user attrs, an id lookup, a heartbeat) cost
+more round trips than the trivial trial of ``bench/storage.py`` itself. Optuna makes the trial in
+its own transaction, though: one made and never claimed is left to ``trainer.unclaimed``.
 
 COMPLETE and PRUNED trials consume the budget; FAIL trials do not. While finished plus RUNNING
 trials already fill the budget, a worker waits instead of leaving: a running trial may still fail,
