@@ -22,7 +22,7 @@ from rich.console import Console
 from trainer.retries import RetryAsNewAttempt
 from trainer.signals import SignalledStop
 from trainer.spec import ExperimentSpec, is_launch_worker
-from trainer.storage import open_storage, with_retries
+from trainer.storage import open_storage, raise_if_deleted, with_retries
 from trainer.unclaimed import UnclaimedTrials
 
 from orchestrator.all_at_once import each_at_once
@@ -139,6 +139,9 @@ def _watch(
         stop.check()
         retried(lambda: _reap_orphans(study, spec, stop.sleep, launch=plan.launch_id))
         return refresh()
+    except KeyError:  # Optuna's word for a row that is gone: the study's, or a real fault
+        raise_if_deleted(storage, plan.study)
+        raise
     finally:
         storage.engine.dispose()
 

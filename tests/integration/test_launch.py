@@ -117,6 +117,27 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     assert "w0 (killed by signal 9)" in output
 
 
+def test_a_study_deleted_while_it_runs_ends_the_launch_in_one_line(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("gone", tmp_path, "--workers", "1", "--trials", "4", "--tracking", "none")
+    command += held(tmp_path / "hold")
+    with _running(command) as launch:
+        wait_for_running_trial(database, "gone", worker=0)
+        deleted = subprocess.run(
+            [HPO, "delete", "gone", "--yes"], capture_output=True, text=True, check=False
+        )
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+        output, _ = launch.communicate(timeout=60)
+    assert launch.returncode == 2, output
+    assert "error: study `gone` was deleted from the database while it ran" in output
+    assert "Traceback" not in output
+    left = subprocess.run(["pgrep", "-f", "trainer.worker --study gone "], check=False)
+    assert left.returncode == 1  # its worker was stopped
+    log = (tmp_path / "gone" / "worker-0.log").read_text()
+    assert "ERROR study `gone` was deleted from the database while it ran" in log
+
+
 @contextmanager
 def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
     """A launch in the background; interrupted (Ctrl-C) and reaped if the test fails first."""

@@ -30,10 +30,12 @@ from trainer.errors import ConfigError, HpoError
 __all__ = [
     "CONNECTIONS_PER_WORKER",
     "StorageError",
+    "StudyDeleted",
     "check_study_name",
     "max_connections",
     "open_storage",
     "quiet_optuna",
+    "raise_if_deleted",
     "where",
     "with_retries",
 ]
@@ -51,6 +53,25 @@ StaleCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 class StorageError(HpoError):
     """The study database cannot be reached or used; messages never include the password."""
+
+
+class StudyDeleted(StorageError):
+    """The study went from the database while it ran (``hpo delete --yes`` from elsewhere)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"study `{name}` was deleted from the database while it ran")
+
+
+def raise_if_deleted(storage: optuna.storages.BaseStorage, name: str) -> None:
+    """After Optuna's bare ``KeyError('Record does not exist.')``: say so if the study is gone.
+
+    Raises:
+        StudyDeleted: It is; otherwise the caller re-raises its ``KeyError`` (a real fault).
+    """
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        raise StudyDeleted(name) from None
 
 
 def quiet_optuna() -> None:

@@ -29,7 +29,7 @@ from trainer.retries import RetryAsNewAttempt
 from trainer.samplers import make_pruner, make_sampler
 from trainer.spec import SPEC_ATTR, STARTED_ATTR, ExperimentSpec, ready_attr
 from trainer.stopping import StopRequest, WorkerStopped
-from trainer.storage import open_storage, quiet_optuna
+from trainer.storage import open_storage, quiet_optuna, raise_if_deleted
 from trainer.tracking import Tracker
 from trainer.trial_loop import TrialLoop
 
@@ -150,6 +150,9 @@ def _work(args: argparse.Namespace, url: str) -> int:
         log.info("stopping: %s", loop.pull(gate).value)
     except WorkerStopped:
         log.info("stopping: SIGTERM")
+    except KeyError:  # Optuna's word for a row that is gone: the study's, or a real fault
+        raise_if_deleted(storage, args.study)
+        raise
     finally:
         storage.engine.dispose()
     return 0
