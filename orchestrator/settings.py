@@ -20,6 +20,7 @@ __all__ = ["Instance", "config_dir", "source_root"]
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 INSTANCE_LABEL = "hpo.instance"
+DEFAULT_INSTANCE = "hpo"
 TRAINER_IMAGE = "hpo-trainer"
 POSTGRES_IMAGE = "postgres:16-bookworm"
 OFFLINE_POSTGRES_IMAGE = "hpo-postgres:15"
@@ -38,7 +39,7 @@ class Instance:
         ConfigError: The name would not make valid Docker names.
     """
 
-    name: str = "hpo"
+    name: str = DEFAULT_INSTANCE
 
     def __post_init__(self) -> None:
         if not _INSTANCE_NAME.match(self.name):
@@ -48,7 +49,7 @@ class Instance:
     @classmethod
     def from_env(cls) -> Instance:
         """The instance named by ``HPO_INSTANCE``, else the default."""
-        return cls(os.environ.get("HPO_INSTANCE", "hpo"))
+        return cls(os.environ.get("HPO_INSTANCE", DEFAULT_INSTANCE))
 
     @property
     def postgres_container(self) -> str:

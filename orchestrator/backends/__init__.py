@@ -18,6 +18,7 @@ from orchestrator.backends._base import (
 from orchestrator.backends._docker import LAUNCH_LABEL, DockerBackend
 from orchestrator.backends._gpu_probe import check_gpu_access
 from orchestrator.backends._local import LocalBackend
+from orchestrator.backends._local_workers import find_local_workers, terminate
 from orchestrator.backends._resources import (
     WorkerResources,
     check_capacity,
@@ -41,8 +42,10 @@ __all__ = [
     "check_gpu_access",
     "check_gpus",
     "exit_with_last_line",
+    "find_local_workers",
     "gpu_ids",
     "host_gpu_ids",
     "state_from_exit",
+    "terminate",
     "visible_gpus",
 ]

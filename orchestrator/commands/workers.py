@@ -16,11 +16,11 @@ from docker.models.containers import Container
 
 from orchestrator import engine
 from orchestrator.all_at_once import each_at_once
-from orchestrator.backends import STOP_TIMEOUT_S
+from orchestrator.backends import STOP_TIMEOUT_S, find_local_workers, terminate
 from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
-from orchestrator.errors import ConfigError, HpoError
-from orchestrator.settings import Instance, config_dir
+from orchestrator.errors import BackendError, ConfigError, HpoError
+from orchestrator.settings import DEFAULT_INSTANCE, Instance, config_dir
 from orchestrator.worker_logs import worker_log_paths, worker_of
 
 RunsDir = Annotated[Path, typer.Option(help="Run folders, as given to `hpo launch`.")]
@@ -99,15 +99,38 @@ def _print_container_logs(containers: list[Container], *, follow: bool) -> None:
 
 
 def stop(study: Annotated[str, typer.Argument(help="Study name.")]) -> None:
-    """Stop and remove a study's worker containers (SIGTERM: their trials end as FAIL)."""
-    removed = guard(_remove_workers, {"hpo.study": study}, running_too=True)
+    """Stop a study's workers here: containers (then removed) and local worker processes.
+
+    SIGTERM: each worker fails its trial (the same command resumes it) and leaves; a local
+    launch ends with its workers.
+    """
+    local, removed = guard(_stop_workers_of, study)
+    if local:
+        stdout.print(f"stopped {local} local worker process(es) of {study}")
     if removed:
         stdout.print(f"stopped and removed {removed} worker container(s) of {study}")
+    if local or removed:
         return
     # Nothing to stop: its launch has ended, or the name is not the one meant.
     others = guard(_studies_with_workers)
     where = f"; studies with workers here: {', '.join(others)}" if others else " (nor of any study)"
-    stdout.print(f"no worker containers of {study}{where}", soft_wrap=True)
+    stdout.print(f"no workers of {study} here{where}", soft_wrap=True)
+
+
+def _stop_workers_of(study: str) -> tuple[int, int]:
+    """The study's local worker processes, then its containers: how many of each were stopped.
+
+    Raises:
+        BackendError: The Docker engine is unreachable and no local worker was found.
+    """
+    instance = Instance.from_env().name
+    local = terminate(find_local_workers(study, instance, DEFAULT_INSTANCE), STOP_TIMEOUT_S)
+    try:
+        return local, _remove_workers({"hpo.study": study}, running_too=True)
+    except BackendError:
+        if local:  # a local launch on a machine whose Docker engine is off: nothing more here
+            return local, 0
+        raise
 
 
 def gc() -> None:

@@ -135,7 +135,7 @@ def test_workers_of_an_earlier_launch_that_still_run_refuse_a_new_one(
             assert container.status == "running"
         mistyped = _hpo("stop", "bussy")
         assert mistyped.returncode == 0, mistyped.stderr
-        assert "no worker containers of bussy; studies with workers here: busy" in mistyped.stdout
+        assert "no workers of bussy here; studies with workers here: busy" in mistyped.stdout
         since = int(time.time()) - 1
         stopped = _hpo("stop", "busy")
         assert "stopped and removed 2 worker container(s) of busy" in stopped.stdout

@@ -138,6 +138,30 @@ def test_a_study_deleted_while_it_runs_ends_the_launch_in_one_line(
     assert "ERROR study `gone` was deleted from the database while it ran" in log
 
 
+def test_hpo_stop_from_another_terminal_stops_a_local_launch(
+    database: Database, tmp_path: Path
+) -> None:
+    command = _launch("halted", tmp_path, "--workers", "1", "--trials", "4", "--tracking", "none")
+    command += held(tmp_path / "hold")
+    with _running(command) as launch:
+        held_trial = wait_for_running_trial(database, "halted", worker=0)
+        stopped = subprocess.run(
+            [HPO, "stop", "halted"], capture_output=True, text=True, check=False
+        )
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "stopped 1 local worker process(es) of halted" in stopped.stdout
+        output, _ = launch.communicate(timeout=60)
+    assert launch.returncode == 1, output  # no trial completed
+    assert "Traceback" not in output
+    left = subprocess.run(["pgrep", "-f", "trainer.worker --study halted "], check=False)
+    assert left.returncode == 1
+    trial = read_study(database, "halted").trials[held_trial]
+    assert trial.state is TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "worker stopped (SIGTERM)"
+    again = subprocess.run([HPO, "stop", "halted"], capture_output=True, text=True, check=False)
+    assert "no workers of halted here" in again.stdout
+
+
 @contextmanager
 def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
     """A launch in the background; interrupted (Ctrl-C) and reaped if the test fails first."""
