@@ -49,7 +49,7 @@ class WorkerResources:
             raise ConfigError(f"`--cpus-per-worker` must be >= 0.01, got {self.cpus}.")
         if self.memory_bytes < 6 * 2**20:
             raise ConfigError(
-                f"`--memory-per-worker` must be >= 6m (Docker's minimum), got {self.memory}."
+                f"`--memory-per-worker` must be >= 6m (Docker's minimum), got {self.memory!r}."
             )
         if self.gpus < 0:
             raise ConfigError(f"`--gpus-per-worker` must be >= 0, got {self.gpus}.")

@@ -78,6 +78,8 @@ def make_backend(
             resources.gpus, len(local_gpus), "CUDA_VISIBLE_DEVICES names none" if hidden else None
         )
         return LocalBackend(resources.gpus, local_gpus)
+    if not image.strip():
+        raise ConfigError(f"`--image` names no image; leave it out for {TRAINER_IMAGE}:latest.")
     client = engine.connect()
     gpus = visible_gpus()
     with translated("reading the engine's resources"):

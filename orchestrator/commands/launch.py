@@ -82,10 +82,10 @@ def launch(
     )
     guard(check_writable_folder, runs_dir / name, "--runs-dir")
     cpus = cpus_per_worker or (os.cpu_count() or 1) / workers
-    memory = memory_per_worker or opt.DEFAULT_MEMORY
+    memory = opt.DEFAULT_MEMORY if memory_per_worker is None else memory_per_worker
     resources = guard(WorkerResources, cpus=cpus, memory=memory, gpus=gpus_per_worker)
     launch_id = uuid.uuid4().hex
-    image = image or opt.DEFAULT_IMAGE
+    image = opt.DEFAULT_IMAGE if image is None else image
     runner = guard(make_backend, backend, name, image, resources, workers, launch_id=launch_id)
     url, network_url = guard(resolve_storage_pair, storage, start=True)
     guard(studies.check_connections, url, name, workers)

@@ -162,6 +162,11 @@ def test_an_exit_reason_leaves_out_the_workers_log_prefix() -> None:
         (["--heartbeat", "10", "--grace", "5"], "`--grace` must be >= 2 x `--heartbeat`"),
         (["--sampler", "grid"], "Invalid value for '--sampler'"),
         (["--seed", "-1"], "Invalid value for '--seed'"),
+        (["--image", ""], "`--image` names no image; leave it out for hpo-trainer:latest."),
+        (
+            ["--memory-per-worker", ""],
+            "`--memory-per-worker` must be >= 6m (Docker's minimum), got ''",
+        ),
         (["--experiment", "nope"], "unknown experiment `nope`"),
         (["model.nope=1"], "unknown config key `model.nope`"),
         (["search_space.lr.low=1.0"], "`search_space.lr.low` must be below"),
