@@ -57,6 +57,21 @@ def one_trial(runner: TrialRunner, name: str) -> float:
     return time.perf_counter() - started
 
 
+def _measure(runs: Path, epochs: int, repeats: int) -> tuple[float, dict[str, list[float]]]:
+    """The first W&B trial's seconds, then each side's interleaved trial times."""
+    plain_spec, tracked_spec = _spec(epochs, "none"), _spec(epochs, "wandb")
+    plain = TrialRunner(plain_spec, "plain", runs, threads=1)
+    tracker = Tracker(tracked_spec, "tracked", runs, 0)
+    tracked = TrialRunner(tracked_spec, "tracked", runs, threads=1, tracker=tracker)
+    one_trial(plain, "warm-up")
+    first = one_trial(tracked, "first")  # starts wandb-core
+    times: dict[str, list[float]] = {"without W&B": [], "with W&B (offline)": []}
+    for i in range(repeats):
+        times["without W&B"].append(one_trial(plain, f"plain-{i}"))
+        times["with W&B (offline)"].append(one_trial(tracked, f"tracked-{i}"))
+    return first, times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -65,17 +80,10 @@ def main() -> None:
     quiet_optuna()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     os.environ["WANDB_MODE"] = "offline"
-    runs = Path(tempfile.mkdtemp(prefix="hpo-bench-tracking-"))
-    plain_spec, tracked_spec = _spec(args.epochs, "none"), _spec(args.epochs, "wandb")
-    plain = TrialRunner(plain_spec, "plain", runs, threads=1)
-    tracker = Tracker(tracked_spec, "tracked", runs, 0)
-    tracked = TrialRunner(tracked_spec, "tracked", runs, threads=1, tracker=tracker)
-    one_trial(plain, "warm-up")
-    first = one_trial(tracked, "first")  # starts wandb-core
-    times: dict[str, list[float]] = {"without W&B": [], "with W&B (offline)": []}
-    for i in range(args.repeats):
-        times["without W&B"].append(one_trial(plain, f"plain-{i}"))
-        times["with W&B (offline)"].append(one_trial(tracked, f"tracked-{i}"))
+    with tempfile.TemporaryDirectory(
+        prefix="hpo-bench-tracking-", ignore_cleanup_errors=True
+    ) as folder:
+        first, times = _measure(Path(folder), args.epochs, args.repeats)
     medians = {label: statistics.median(values) for label, values in times.items()}
     print(f"one digits_mlp trial, {args.epochs} epochs, 1 thread, median of {args.repeats}")
     for label, seconds in medians.items():
