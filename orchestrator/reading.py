@@ -31,6 +31,7 @@ __all__ = [
     "opened",
     "retrain_command",
     "rows",
+    "running_note",
     "scores",
     "spec_of",
     "trial_note",
@@ -65,6 +66,16 @@ def trial_note(trial: FrozenTrial) -> str:
         epochs = trial.last_step + 1  # steps count epochs from 0
         notes.append(f"pruned after {epochs} epoch{'s' if epochs > 1 else ''}")
     return "; ".join(notes)
+
+
+def running_note(trial: FrozenTrial, worker: str) -> str:
+    """Who runs a RUNNING trial and its last epoch (numbered as the live view numbers them).
+
+    ``worker`` empty: no worker labelled it, so none has claimed it (``trainer.unclaimed``).
+    """
+    where = f"on {worker}" if worker else "not claimed by a worker"
+    epoch = trial.last_step
+    return f"{where}, {'no epoch reported yet' if epoch is None else f'epoch {epoch}'}"
 
 
 class WorkerNames:

@@ -43,9 +43,8 @@ def status(name: StudyName, storage: Storage = None) -> None:
     worker_name = reading.WorkerNames(trials)
     for trial in trials:
         if trial.state is TrialState.RUNNING:
-            epoch = max(trial.intermediate_values, default=None)
-            name = worker_name(trial) or "an unlabelled worker"
-            stdout.print(f"running: trial {trial.number} on {name}, epoch {epoch}")
+            note = reading.running_note(trial, worker_name(trial))
+            stdout.print(f"running: trial {trial.number} {note}")
     for trial in [t for t in trials if t.state is TrialState.FAIL][-5:]:
         stdout.print(
             f"failed: trial {trial.number}: {reading.fail_reason(trial)}",

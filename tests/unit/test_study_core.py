@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from orchestrator.backends import WorkerState, exit_with_last_line, state_from_exit
 from orchestrator.cli import app
 from orchestrator.progress import Snapshot, live_view, render, take_snapshot
+from orchestrator.reading import running_note
 from orchestrator.study import build_spec
 from orchestrator.summary import print_summary
 from tests.fronts import tell_values
@@ -283,3 +284,13 @@ def test_in_a_log_each_change_is_one_line_and_the_last_table_ends_it(interrupted
         ["w1", "failed", "-", "-", "exit", "137", "(OOMKilled)"],
     ]
     assert lines[-1] == "detached: 1 workers run on"
+
+
+def test_a_running_trial_says_who_runs_it_and_how_far_it_is() -> None:
+    fresh = optuna.trial.create_trial(state=TrialState.RUNNING)
+    going = optuna.trial.create_trial(
+        state=TrialState.RUNNING, intermediate_values={0: 0.5, 1: 0.7}
+    )
+    assert running_note(going, "w1") == "on w1, epoch 1"
+    assert running_note(fresh, "w0") == "on w0, no epoch reported yet"
+    assert running_note(fresh, "") == "not claimed by a worker, no epoch reported yet"
