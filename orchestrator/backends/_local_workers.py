@@ -15,14 +15,14 @@ import signal
 import time
 from pathlib import Path
 
+from orchestrator.settings import DEFAULT_INSTANCE
+
 __all__ = ["find_local_workers", "terminate"]
 
 PROC = Path("/proc")  # Linux only: elsewhere nothing is found, and containers are the way
 
 
-def find_local_workers(
-    study: str, instance: str, default_instance: str, proc: Path = PROC
-) -> list[int]:
+def find_local_workers(study: str, instance: str, proc: Path = PROC) -> list[int]:
     """The pids of ``study``'s worker processes that belong to ``instance`` (readable ones only)."""
     found: list[int] = []
     for entry in proc.iterdir() if proc.is_dir() else ():
@@ -34,7 +34,7 @@ def find_local_workers(
             environment = dict(item.partition("=")[::2] for item in _strings(entry / "environ"))
         except OSError:  # it ended meanwhile, or another user's
             continue
-        if environment.get("HPO_INSTANCE", default_instance) == instance:
+        if environment.get("HPO_INSTANCE", DEFAULT_INSTANCE) == instance:
             found.append(int(entry.name))
     return sorted(found)
 

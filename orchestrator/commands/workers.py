@@ -20,7 +20,7 @@ from orchestrator.backends import STOP_TIMEOUT_S, find_local_workers, terminate
 from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
 from orchestrator.errors import BackendError, ConfigError, HpoError
-from orchestrator.settings import DEFAULT_INSTANCE, Instance, config_dir
+from orchestrator.settings import Instance, config_dir
 from orchestrator.worker_logs import worker_log_paths, worker_of
 
 RunsDir = Annotated[Path, typer.Option(help="Run folders, as given to `hpo launch`.")]
@@ -123,8 +123,7 @@ def _stop_workers_of(study: str) -> tuple[int, int]:
     Raises:
         BackendError: The Docker engine is unreachable and no local worker was found.
     """
-    instance = Instance.from_env().name
-    local = terminate(find_local_workers(study, instance, DEFAULT_INSTANCE), STOP_TIMEOUT_S)
+    local = terminate(find_local_workers(study, Instance.from_env().name), STOP_TIMEOUT_S)
     try:
         return local, _remove_workers({"hpo.study": study}, running_too=True)
     except BackendError:

@@ -26,9 +26,9 @@ def test_workers_are_found_by_study_and_instance(tmp_path: Path) -> None:
     _process(tmp_path, 14, ["vim", "-m", "trainer.worker", "--study", "s"], {})
     (tmp_path / "self").mkdir()
     (tmp_path / "15").mkdir()  # ended while listed: no cmdline to read
-    assert find_local_workers("s", "hpo", "hpo", tmp_path) == [10, 14]
-    assert find_local_workers("s", "hpo-test-1", "hpo", tmp_path) == [11]
-    assert find_local_workers("s", "hpo", "hpo", tmp_path / "absent") == []
+    assert find_local_workers("s", "hpo", tmp_path) == [10, 14]
+    assert find_local_workers("s", "hpo-test-1", tmp_path) == [11]
+    assert find_local_workers("s", "hpo", tmp_path / "absent") == []
 
 
 def test_terminate_signals_each_and_waits_until_they_end() -> None:
