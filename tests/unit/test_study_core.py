@@ -247,7 +247,7 @@ def test_unreachable_storage_names_host_and_port_never_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:canary-7f3a@127.0.0.1:9/hpo")
-    result = CliRunner().invoke(app, ["launch", "--trials", "2"])
+    result = CliRunner().invoke(app, ["launch", "--backend", "local", "--trials", "2"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("error: cannot use the study database at 127.0.0.1:9/hpo")
