@@ -120,10 +120,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
 def test_a_study_deleted_while_it_runs_ends_the_launch_in_one_line(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("gone", tmp_path, "--workers", "1", "--trials", "4", "--tracking", "none")
-    command += held(tmp_path / "hold")
-    with _running(command) as launch:
-        wait_for_running_trial(database, "gone", worker=0)
+    with _one_held_worker(database, "gone", tmp_path) as (launch, _):
         deleted = subprocess.run(
             [HPO, "delete", "gone", "--yes"], capture_output=True, text=True, check=False
         )
@@ -132,8 +129,7 @@ def test_a_study_deleted_while_it_runs_ends_the_launch_in_one_line(
     assert launch.returncode == 2, output
     assert "error: study `gone` was deleted from the database while it ran" in output
     assert "Traceback" not in output
-    left = subprocess.run(["pgrep", "-f", "trainer.worker --study gone "], check=False)
-    assert left.returncode == 1  # its worker was stopped
+    assert not _workers_left("gone")
     log = (tmp_path / "gone" / "worker-0.log").read_text()
     assert "ERROR study `gone` was deleted from the database while it ran" in log
 
@@ -141,10 +137,7 @@ def test_a_study_deleted_while_it_runs_ends_the_launch_in_one_line(
 def test_hpo_stop_from_another_terminal_stops_a_local_launch(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("halted", tmp_path, "--workers", "1", "--trials", "4", "--tracking", "none")
-    command += held(tmp_path / "hold")
-    with _running(command) as launch:
-        held_trial = wait_for_running_trial(database, "halted", worker=0)
+    with _one_held_worker(database, "halted", tmp_path) as (launch, held_trial):
         stopped = subprocess.run(
             [HPO, "stop", "halted"], capture_output=True, text=True, check=False
         )
@@ -153,13 +146,22 @@ def test_hpo_stop_from_another_terminal_stops_a_local_launch(
         output, _ = launch.communicate(timeout=60)
     assert launch.returncode == 1, output  # no trial completed
     assert "Traceback" not in output
-    left = subprocess.run(["pgrep", "-f", "trainer.worker --study halted "], check=False)
-    assert left.returncode == 1
+    assert not _workers_left("halted")
     trial = read_study(database, "halted").trials[held_trial]
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "worker stopped (SIGTERM)"
     again = subprocess.run([HPO, "stop", "halted"], capture_output=True, text=True, check=False)
     assert "no workers of halted here" in again.stdout
+
+
+@contextmanager
+def _one_held_worker(
+    database: Database, study: str, runs: Path
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A one-worker local launch whose first trial is held running; the launch and that trial."""
+    command = _launch(study, runs, "--workers", "1", "--trials", "4", "--tracking", "none")
+    with _running(command + held(runs / "hold")) as launch:
+        yield launch, wait_for_running_trial(database, study, worker=0)
 
 
 @contextmanager
@@ -340,9 +342,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
         launch.communicate(timeout=60)
         assert time.monotonic() - started < 30
     assert launch.returncode == 1
-    pattern = "trainer.worker --study interrupted"
-    left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
-    assert left.returncode == 1  # no worker process left
+    assert not _workers_left("interrupted")
     snapshot = read_study(database, "interrupted")
     assert snapshot.count(TrialState.RUNNING) == 0
     assert snapshot.count(TrialState.FAIL) >= 1
@@ -455,8 +455,14 @@ def _ran_nothing(study: str, runs: Path) -> bool:
     """Whether the launch's workers, started while it readied the study, ran no trial and left."""
     log = runs / study / "worker-0.log"
     ran = log.exists() and "trial" in log.read_text()
-    left = subprocess.run(["pgrep", "-f", f"trainer.worker --study {study} "], check=False)
-    return not ran and left.returncode == 1
+    return not ran and not _workers_left(study)
+
+
+def _workers_left(study: str) -> bool:
+    """Whether a worker process of ``study`` still runs on this machine."""
+    pattern = f"trainer.worker --study {study} "
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
+    return found.returncode == 0
 
 
 def test_a_resume_with_its_budget_reached_or_too_many_failures_runs_nothing(
