@@ -65,3 +65,20 @@ def test_default_digits_run_reaches_95_percent(tmp_path: Path) -> None:
     (run_dir,) = (tmp_path / "outputs" / "digits_mlp").iterdir()
     rows = _read_curves(run_dir)
     assert len({row["epoch"] for row in rows if row.get("val_acc")}) == metrics["epochs"]
+
+
+def test_a_trainer_without_a_configured_profiler_gets_the_unprofiled_one(
+    compose_in: ComposeFn,
+) -> None:
+    trainer = fit.build(compose_in()).trainer
+    assert isinstance(trainer.profiler, fit.Unprofiled)
+    with trainer.profiler.profile("a hook") as inside:
+        assert inside is None
+    assert trainer.profiler.profile("a hook") is trainer.profiler.profile("another")
+
+
+def test_a_configured_profiler_is_kept(compose_in: ComposeFn) -> None:
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    trainer = fit.build(compose_in(overrides=("+trainer.profiler=simple",))).trainer
+    assert isinstance(trainer.profiler, SimpleProfiler)
