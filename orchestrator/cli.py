@@ -18,6 +18,7 @@ from trainer.storage import quiet_optuna
 
 from orchestrator import __version__
 from orchestrator.commands import db, image, studies, tracking, workers
+from orchestrator.commands._paths import path_option
 from orchestrator.commands.dashboard import dashboard
 from orchestrator.commands.launch import launch
 from orchestrator.commands.report import report
@@ -76,7 +77,7 @@ def _reflow_help(typer_app: typer.Typer) -> None:
 
 ConfigDirOption = Annotated[
     Path | None,
-    typer.Option(
+    path_option(
         help="Your own Hydra config folder (experiment/, model/, search_space/...), "
         "searched after hpo's.",
         show_default=False,

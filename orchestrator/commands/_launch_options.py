@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.commands._backend import BackendName
+from orchestrator.commands._paths import path_option
 from orchestrator.commands._storage import STORAGE_HELP
 from orchestrator.settings import TRAINER_IMAGE
 
@@ -95,7 +96,7 @@ Workers = Annotated[
 ]
 ConfigDir = Annotated[
     Path | None,
-    typer.Option(
+    path_option(
         help="Your own Hydra config folder (experiment/, model/, search_space/...), searched "
         "after hpo's; mounted read-only into the workers.",
         show_default=False,
@@ -165,7 +166,7 @@ Storage = Annotated[
 ]
 RunsDir = Annotated[
     Path,
-    typer.Option(
+    path_option(
         help="Run folders: <runs-dir>/<study>/trial-<n>, worker logs.", rich_help_panel=WORKERS
     ),
 ]

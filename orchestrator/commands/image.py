@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import engine, images
+from orchestrator.commands._paths import path_option
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.settings import POSTGRES_IMAGE, PYTHON_BASE_IMAGE, TRAINER_IMAGE, source_root
@@ -27,7 +28,7 @@ def build(
     ] = PYTHON_BASE_IMAGE,
     source: Annotated[
         Path | None,
-        typer.Option(help="hpo source tree to build from (default: this install's, or cwd)."),
+        path_option(help="hpo source tree to build from (default: this install's, or cwd)."),
     ] = None,
     no_cache: Annotated[bool, typer.Option(help="Rebuild every layer.")] = False,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.commands._paths import path_option
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.folders import check_writable_folder
@@ -16,12 +17,12 @@ def report(
     name: Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")],
     out: Annotated[
         Path | None,
-        typer.Option(
+        path_option(
             help="Folder for index.html and the PNGs (default: <runs-dir>/<study>/report)."
         ),
     ] = None,
     runs_dir: Annotated[
-        Path, typer.Option(help="Run folders, as given to `hpo launch` (the loss curves).")
+        Path, path_option(help="Run folders, as given to `hpo launch` (the loss curves).")
     ] = Path("hpo-runs"),
     storage: StorageOption = None,
 ) -> None:

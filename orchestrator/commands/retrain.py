@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import reading
+from orchestrator.commands._paths import path_option
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.folders import check_writable_folder
@@ -21,7 +22,7 @@ def retrain(
         int | None, typer.Option(help="Trial number (default: the best trial).", show_default=False)
     ] = None,
     runs_dir: Annotated[
-        Path, typer.Option(help="Run folders; the model goes in <runs-dir>/<study>/retrain-<n>.")
+        Path, path_option(help="Run folders; the model goes in <runs-dir>/<study>/retrain-<n>.")
     ] = Path("hpo-runs"),
     storage: StorageOption = None,
 ) -> None:

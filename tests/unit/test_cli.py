@@ -79,6 +79,31 @@ def test_config_resolve_of_an_interpolation_only_a_run_has_is_one_line() -> None
     assert line.endswith("HydraConfig was not set (drop --resolve)")
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["launch"], "--config-dir"),
+        (["launch"], "--runs-dir"),
+        (["experiments"], "--config-dir"),
+        (["config", "digits_mlp"], "--config-dir"),
+        (["report", "s"], "--out"),
+        (["report", "s"], "--runs-dir"),
+        (["retrain", "s"], "--runs-dir"),
+        (["logs", "s"], "--runs-dir"),
+        (["sync", "s"], "--runs-dir"),
+        (["image", "build"], "--source"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    command: list[str], option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where an empty path would have put (or looked for) things
+    result = runner.invoke(app, [*command, option, ""], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': is empty" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_experiment_is_one_line_and_exit_2() -> None:
     result = runner.invoke(app, ["config", "nope"])
     assert result.exit_code == 2
