@@ -111,8 +111,12 @@ def _count_statements(storage: optuna.storages.RDBStorage) -> list[int]:
     return counted
 
 
-def _new_study(url: str, history: int = 0) -> str:
-    """A study of digits_mlp's spec with ``history`` finished trials already in it."""
+def _new_study(url: str, made: list[str], history: int = 0) -> str:
+    """A study of digits_mlp's spec with ``history`` finished trials already in it.
+
+    Its name joins ``made`` as soon as it exists, so that it is deleted even if this run stops
+    while the history is still being added (10,000 trials take minutes).
+    """
     name = f"bench-{uuid.uuid4().hex[:8]}"
     spec = build_spec(
         "digits_mlp",
@@ -124,6 +128,7 @@ def _new_study(url: str, history: int = 0) -> str:
         resilience=Resilience(),
     )
     create_or_resume(url, name, spec, force=False)
+    made.append(name)
     if history:
         storage = open_storage(url, name)
         study = optuna.load_study(study_name=name, storage=storage)
@@ -170,13 +175,11 @@ def median_pair(
     With ``history``, both sides take turns on one study that holds it (building 10,000
     trials takes minutes); each turn adds ``trials``, a fraction of a percent of the history.
     """
-    shared = _new_study(url, history) if history else None
+    shared = _new_study(url, made, history) if history else None
     runs: dict[str, list[Rate]] = {"plain": [], "hpo": []}
     for _ in range(repeats):
         for label, runner in (("plain", plain), ("hpo", hpo)):
-            name = shared or _new_study(url)
-            if name not in made:
-                made.append(name)
+            name = shared or _new_study(url, made)
             runs[label].append(measure(url, name, runner, sampler, workers=workers, trials=trials))
     return {
         label: Rate(
@@ -196,6 +199,14 @@ def main() -> None:
     quiet_optuna()
     url = resolve_storage(None, start=True)
     made: list[str] = []
+    try:
+        _print_table(url, args, made)
+    finally:  # an interrupted or failed run leaves no bench study behind either
+        _delete(url, made)
+
+
+def _print_table(url: str, args: argparse.Namespace, made: list[str]) -> None:
+    """Every row of the table; ``made`` collects the studies made for it."""
     print(
         f"trivial objective, {args.trials} trials a run, median of {args.repeats} interleaved runs"
     )
@@ -219,8 +230,11 @@ def main() -> None:
     row = "SQL statements per trial"
     print(f"{row:<28}{plain_sql:>13}{hpo_sql:>10}   (random, 1 worker; goal <= 35)")
     print("ratio: plain/hpo for throughput, hpo/plain for cost; goal <= 1.10")
+
+
+def _delete(url: str, names: list[str]) -> None:
     storage = open_storage(url, "bench")
-    for name in made:
+    for name in names:
         optuna.delete_study(study_name=name, storage=storage)
     storage.engine.dispose()
 
