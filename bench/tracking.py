@@ -5,7 +5,7 @@ interleaved so machine noise hits both alike; W&B is offline (files only), as a 
 key runs it. The first W&B run of a process also starts wandb-core (paid once per worker); it is
 measured apart. Prints medians, their ratio, and the median of the per-pair ratios.
 
-    python bench/tracking.py [--repeats 15] [--epochs 10]
+    python bench/tracking.py [--repeats 25] [--epochs 10]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _measure(runs: Path, epochs: int, repeats: int) -> tuple[float, dict[str, li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     quiet_optuna()
