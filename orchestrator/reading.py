@@ -82,7 +82,9 @@ class WorkerNames:
     """Names the worker of each trial: ``w0``, or ``w0@gpu-2`` for a study run on several machines.
 
     Every launch numbers its workers from 0, so with several machines "w0" alone does not say
-    whose worker it was, nor where its log and run folder are.
+    whose worker it was, nor where its log and run folder are. A second launch running beside
+    the first on one machine writes its worker 0's output to ``worker-0.2.log``: that worker is
+    ``w0 (worker-0.2.log)``.
     """
 
     def __init__(self, trials: Iterable[FrozenTrial]) -> None:
@@ -94,8 +96,9 @@ class WorkerNames:
         labels = trial.user_attrs
         if "worker" not in labels:
             return ""
-        name, machine = f"w{labels['worker']}", labels.get("machine")
-        return f"{name}@{machine}" if self.several_machines and machine else name
+        worker, machine, log = labels["worker"], labels.get("machine"), labels.get("log")
+        name = f"w{worker}@{machine}" if self.several_machines and machine else f"w{worker}"
+        return f"{name} ({log})" if log and log != f"worker-{worker}.log" else name
 
 
 @dataclass(frozen=True)

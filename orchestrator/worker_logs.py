@@ -18,9 +18,12 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["WorkerLogs", "open_worker_log", "worker_log_paths", "worker_of"]
+__all__ = ["LOG_NAME_ENV", "WorkerLogs", "open_worker_log", "worker_log_paths", "worker_of"]
 
 _NAME = re.compile(r"^worker-(\d+)(?:\.(\d+))?\.log$")
+# Tells a worker its log's name (an environment variable: a worker of an older image ignores it);
+# it labels its trials with it, so `hpo status` can say which of two workers 0 runs a trial.
+LOG_NAME_ENV = "HPO_WORKER_LOG"
 
 
 def open_worker_log(folder: Path, worker_id: int) -> BinaryIO:

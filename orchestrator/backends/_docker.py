@@ -35,7 +35,7 @@ from orchestrator.backends._base import (
 from orchestrator.backends._docker_events import DeathWatch
 from orchestrator.backends._resources import WorkerResources, gpu_ids
 from orchestrator.engine import translated
-from orchestrator.worker_logs import WorkerLogs
+from orchestrator.worker_logs import LOG_NAME_ENV, WorkerLogs
 
 __all__ = ["DockerBackend"]
 
@@ -90,7 +90,9 @@ class DockerBackend:
         run_dir = spec.runs_dir / spec.study
         run_dir.mkdir(parents=True, exist_ok=True)
         user = _container_user(run_dir)
+        log = self._logs.of(spec.log_folder, spec.worker_id)
         command, volumes, environment = self._worker_inputs(spec, run_dir, user)
+        environment[LOG_NAME_ENV] = Path(log.name).name
         labels = {**self.labels, "hpo.study": spec.study, "hpo.worker": str(spec.worker_id)}
         gpus = gpu_ids(spec.worker_id, self.resources.gpus, self.gpus_available)
         devices = [DeviceRequest(device_ids=gpus, capabilities=[["gpu"]])] if gpus else []
@@ -120,7 +122,7 @@ class DockerBackend:
                 nano_cpus=int(self.resources.cpus * 1e9),
                 device_requests=devices,
             )
-        self._follow_logs(container, self._logs.of(spec.log_folder, spec.worker_id))
+        self._follow_logs(container, log)
         return WorkerHandle(id=container.id or spec.name, name=spec.name, backend=self.name)
 
     def poll(self, handle: WorkerHandle) -> WorkerState:

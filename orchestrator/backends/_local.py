@@ -21,7 +21,7 @@ from orchestrator.backends._base import (
     state_from_exit,
 )
 from orchestrator.backends._resources import gpu_ids
-from orchestrator.worker_logs import WorkerLogs
+from orchestrator.worker_logs import LOG_NAME_ENV, WorkerLogs
 
 __all__ = ["LocalBackend"]
 
@@ -68,7 +68,7 @@ class LocalBackend:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=self.environment(spec),
+            env={**self.environment(spec), LOG_NAME_ENV: Path(log.name).name},
             start_new_session=True,
         )
         handle = WorkerHandle(id=str(process.pid), name=spec.name, backend=self.name)

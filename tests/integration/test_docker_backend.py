@@ -94,6 +94,8 @@ def test_docker_workers_reach_the_budget_hardened_and_leave_nothing(
     assert {t.user_attrs["machine"] for t in snapshot.trials} == {docker_client.info()["Name"]}
     logs = sorted(p.name for p in (tmp_path / "dock").glob("worker-*.log"))
     assert logs == ["worker-0.log", "worker-1.log"]
+    labelled = {(t.user_attrs["worker"], t.user_attrs["log"]) for t in snapshot.trials}
+    assert labelled == {(0, "worker-0.log"), (1, "worker-1.log")}  # each trial names its log
     for worker in (0, 1):
         log = (tmp_path / "dock" / f"worker-{worker}.log").read_text()
         _check_worker_log(log, worker, snapshot.trials)

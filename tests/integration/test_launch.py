@@ -24,6 +24,7 @@ from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
 from trainer.unclaimed import UNCLAIMED_REASON
 
+from orchestrator import reading
 from orchestrator.study import build_spec, create_or_resume
 from tests.integration.conftest import (
     HPO,
@@ -383,6 +384,11 @@ def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path
     ]
     assert not ran[0] & ran[1], ran
     assert ran[0] | ran[1] == {t.number for t in snapshot.trials}, ran
+    # Each trial names the log of the worker that ran it, so `hpo status` can tell the two apart.
+    for trial in snapshot.trials:
+        assert f"trial {trial.number} COMPLETE in" in logs[trial.user_attrs["log"]]
+    named = {reading.WorkerNames(snapshot.trials)(t) for t in snapshot.trials}
+    assert named == {"w0", "w0 (worker-0.2.log)"}, named
 
 
 def test_a_dead_worker_fails_its_own_launchs_trial_not_another_launchs(

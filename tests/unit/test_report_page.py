@@ -8,6 +8,7 @@ import optuna
 from optuna.trial import TrialState
 from trainer.retries import RetryAsNewAttempt
 
+from orchestrator.reading import WorkerNames
 from orchestrator.report._page import page
 from tests.fronts import tell_values
 
@@ -85,3 +86,16 @@ def test_workers_are_named_with_their_machine_only_when_a_study_ran_on_several()
 
     assert workers(_labelled(("cpu-1", "cpu-1"))) == ["w0", "w0"]
     assert workers(_labelled(("cpu-1", "gpu-2", None))) == ["w0@cpu-1", "w0@gpu-2", "w0"]
+
+
+def test_a_worker_of_a_second_launch_beside_the_first_is_named_with_its_log() -> None:
+    study = optuna.create_study(direction="maximize")
+    # None: a trial from before workers were told their log's name
+    for log in ("worker-0.log", "worker-0.2.log", None):
+        trial = study.ask()
+        trial.set_user_attr("worker", 0)
+        if log is not None:
+            trial.set_user_attr("log", log)
+        study.tell(trial, 0.5)
+    names = WorkerNames(study.trials)
+    assert [names(t) for t in study.trials] == ["w0", "w0 (worker-0.2.log)", "w0"]

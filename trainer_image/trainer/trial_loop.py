@@ -50,6 +50,7 @@ class TrialLoop:
     stop: StopRequest
     launch: str | None = None  # labels each trial, with the worker, for its launcher
     machine: str = _HOST  # labels each trial: launches number their workers from 0 on each machine
+    log_name: str | None = None  # labels each trial: two launches here both have a worker 0
 
     @property
     def grace_s(self) -> float:
@@ -74,6 +75,8 @@ class TrialLoop:
         }
         if self.launch is not None:
             labels["launch"] = self.launch
+        if self.log_name is not None:
+            labels["log"] = self.log_name
         while True:
             self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:

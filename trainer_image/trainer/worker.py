@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "container its id, so the launcher passes the engine's host name)",
     )
     parser.add_argument(
+        "--log-name",
+        default=os.environ.get("HPO_WORKER_LOG"),
+        help="the file its launcher writes its output to (worker-0.2.log for a second launch's "
+        "worker 0 beside the first), to label its trials (default: $HPO_WORKER_LOG)",
+    )
+    parser.add_argument(
         "--wait-ready",
         action="store_true",
         help="first wait until the study is ready for --launch (a first start, not a restart)",
@@ -145,6 +151,7 @@ def _work(args: argparse.Namespace, url: str) -> int:
         stop,
         launch=args.launch,
         machine=args.machine,
+        log_name=args.log_name,
     )
     try:
         log.info("stopping: %s", loop.pull(gate).value)
