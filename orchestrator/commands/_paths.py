@@ -8,11 +8,11 @@ whatever folder it was started from, and say nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["path_option"]
+__all__ = ["RunsDir", "path_option"]
 
 
 def path_option(help: str, **kwargs: Any) -> Any:
@@ -26,3 +26,7 @@ def _non_empty_path(value: str | Path) -> Path:
     if not value.strip():
         raise typer.BadParameter("is empty (an unset shell variable?); give a folder")
     return Path(value)
+
+
+RunsDir = Annotated[Path, path_option(help="Run folders, as given to `hpo launch`.")]
+"""``--runs-dir`` of the commands that read a launch's run folders."""

@@ -13,7 +13,7 @@ from urllib.request import getproxies
 import typer
 from trainer.wandb_runs import wandb_dir, wandb_url, wants_online
 
-from orchestrator.commands._paths import path_option
+from orchestrator.commands._paths import RunsDir
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stdout
 from orchestrator.errors import ConfigError
@@ -21,7 +21,6 @@ from orchestrator.folders import check_writable_folder
 from orchestrator.study_run import log_study_run_at
 
 StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
-RunsDir = Annotated[Path, path_option(help="Run folders, as given to `hpo launch`.")]
 REACH_TIMEOUT_S = 5.0
 
 

@@ -17,14 +17,13 @@ from docker.models.containers import Container
 from orchestrator import engine
 from orchestrator.all_at_once import each_at_once
 from orchestrator.backends import STOP_TIMEOUT_S, find_local_workers, terminate
-from orchestrator.commands._paths import path_option
+from orchestrator.commands._paths import RunsDir
 from orchestrator.console import guard, stdout
 from orchestrator.engine import translated
 from orchestrator.errors import BackendError, ConfigError, HpoError
 from orchestrator.settings import Instance, config_dir
 from orchestrator.worker_logs import worker_log_paths, worker_of
 
-RunsDir = Annotated[Path, path_option(help="Run folders, as given to `hpo launch`.")]
 FOLLOW_POLL_S = 0.5
 
 
