@@ -44,6 +44,7 @@ from trainer.samplers import make_pruner
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking
 from trainer.storage import open_storage, quiet_optuna
 
+from orchestrator import reading
 from orchestrator.commands._storage import resolve_storage
 from orchestrator.study import build_spec, create_or_resume
 
@@ -157,13 +158,6 @@ def _span(url: str, name: str) -> tuple[datetime.datetime, datetime.datetime]:
     return first, max(t.datetime_complete for t in trials if t.datetime_complete is not None)
 
 
-def _delete(url: str, names: list[str]) -> None:
-    storage = open_storage(url, "bench")
-    for name in names:
-        optuna.delete_study(study_name=name, storage=storage)
-    storage.engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
@@ -203,7 +197,8 @@ def main() -> None:
                 seconds.append(wall)
                 spans[label].append(span)
     finally:
-        _delete(url, made)
+        for name in made:
+            reading.delete(url, name)
         shutil.rmtree(runs, ignore_errors=True)
     _print(
         args,

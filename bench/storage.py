@@ -28,6 +28,7 @@ from trainer.stopping import StopRequest
 from trainer.storage import open_storage, quiet_optuna
 from trainer.trial_loop import TrialLoop
 
+from orchestrator import reading
 from orchestrator.commands._storage import resolve_storage
 from orchestrator.study import build_spec, create_or_resume
 
@@ -202,7 +203,8 @@ def main() -> None:
     try:
         _print_table(url, args, made)
     finally:  # an interrupted or failed run leaves no bench study behind either
-        _delete(url, made)
+        for name in made:
+            reading.delete(url, name)
 
 
 def _print_table(url: str, args: argparse.Namespace, made: list[str]) -> None:
@@ -230,13 +232,6 @@ def _print_table(url: str, args: argparse.Namespace, made: list[str]) -> None:
     row = "SQL statements per trial"
     print(f"{row:<28}{plain_sql:>13}{hpo_sql:>10}   (random, 1 worker; goal <= 35)")
     print("ratio: plain/hpo for throughput, hpo/plain for cost; goal <= 1.10")
-
-
-def _delete(url: str, names: list[str]) -> None:
-    storage = open_storage(url, "bench")
-    for name in names:
-        optuna.delete_study(study_name=name, storage=storage)
-    storage.engine.dispose()
 
 
 if __name__ == "__main__":
