@@ -9,6 +9,7 @@ import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -19,6 +20,7 @@ from trainer.spec import SPEC_ATTR, ExperimentSpec
 from trainer.storage import open_storage, where
 
 from orchestrator.errors import ConfigError
+from orchestrator.worker_logs import worker_of
 
 __all__ = [
     "Loaded",
@@ -98,7 +100,8 @@ class WorkerNames:
             return ""
         worker, machine, log = labels["worker"], labels.get("machine"), labels.get("log")
         name = f"w{worker}@{machine}" if self.several_machines and machine else f"w{worker}"
-        return f"{name} ({log})" if log and log != f"worker-{worker}.log" else name
+        copy = worker_of(Path(log)) if log else None
+        return f"{name} ({log})" if copy is not None and copy[1] > 1 else name
 
 
 @dataclass(frozen=True)
