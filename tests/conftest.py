@@ -16,9 +16,11 @@ ComposeFn = Callable[..., DictConfig]
 def no_wandb_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """W&B stays offline unless a test gives it a key: none from this machine's environment or
     its ~/.netrc (`wandb login`), which hpo would otherwise use (a NETRC file that is not there
-    outranks ~/.netrc)."""
+    outranks ~/.netrc). W&B's crash reports (to its Sentry, on by default) are off: tests talk
+    to 127.0.0.1 and their own containers only."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
 
 
 @pytest.fixture

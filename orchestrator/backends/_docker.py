@@ -44,8 +44,8 @@ RUNS_MOUNT = "/runs"
 SECRET_MOUNT = "/run/secrets/hpo-storage"
 CONFIG_MOUNT = "/opt/hpo/user-config"
 NETRC_MOUNT = "/run/secrets/hpo-netrc"
-# W&B settings that hold no secret
-PASSED_THROUGH = ("WANDB_BASE_URL", "WANDB_MODE", "WANDB_INIT_TIMEOUT")
+# W&B settings that hold no secret (WANDB_ERROR_REPORTING=false: no crash reports to W&B's Sentry)
+PASSED_THROUGH = ("WANDB_BASE_URL", "WANDB_MODE", "WANDB_INIT_TIMEOUT", "WANDB_ERROR_REPORTING")
 LAUNCH_LABEL = "hpo.launch"
 
 

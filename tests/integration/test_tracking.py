@@ -103,6 +103,7 @@ def test_online_without_network_still_completes_and_hides_the_key(
     assert inspected and BOGUS_KEY not in inspected
     assert "/run/secrets/hpo-netrc" in inspected  # it reached the worker as a file
     assert '"WANDB_INIT_TIMEOUT=3"' in inspected
+    assert '"WANDB_ERROR_REPORTING=false"' in inspected  # the tests' setting reached it too
     for path in (tmp_path / study).rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             assert BOGUS_KEY.encode() not in path.read_bytes(), path
