@@ -14,10 +14,12 @@ from trainer.wandb_runs import run_id
 
 from tests.integration.conftest import HPO, BuiltImage, Database, read_study
 from tests.wandb_records import read_runs
+from tests.wandb_server import wandb_stand_in
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 BOGUS_KEY = "hpocanary" + "k" * 36  # 45 characters: W&B wants 40+ (after any `prefix-`)
+KEY = "hposync" + "s" * 38
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +112,37 @@ def test_online_without_network_still_completes_and_hides_the_key(
     assert BOGUS_KEY not in output
     attrs = json.dumps([t.user_attrs for t in read_study(database, study).trials])
     assert BOGUS_KEY not in attrs
+
+
+def test_with_a_key_every_run_goes_online_as_its_trial_runs(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command = [HPO, "launch", "--backend", "local", "--study", "online", "--workers", "1"]
+    command += ["--trials", "2", "--runs-dir", str(tmp_path), "--pruner", "none"]
+    command += ["trainer.max_epochs=3"]
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", KEY)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = read_study(database, "online").trials
+    assert set(server.runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {
+        run_id("online", "study")
+    }
+    for trial in trials:
+        sent = server.runs[trial.user_attrs["wandb_run_id"]]
+        assert (sent.group, sent.name, sent.job_type) == (
+            "online",
+            f"online-t{trial.number}",
+            "trial",
+        )
+        assert {name: sent.param(name) for name in trial.params} == trial.params
+        assert [row["epoch"] for row in sent.history if "val_loss" in row] == [0, 1, 2]
+        assert (sent.summary["state"], sent.exit_code) == ("COMPLETE", 0)
+    assert not list((tmp_path / "online" / "wandb").glob("offline-run-*"))  # nothing to sync
+    assert server.keys == {KEY}
+    assert (
+        KEY
+        not in result.stdout + result.stderr + (tmp_path / "online" / "worker-0.log").read_text()
+    )

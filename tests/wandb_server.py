@@ -1,0 +1,225 @@
+"""A stand-in for W&B's server on 127.0.0.1: enough of its API for runs to go online and for
+``wandb sync``, recording what arrives so a test can compare it with the study.
+
+W&B has no local server that runs without its own Docker image, so the online path (a worker
+with a key, ``hpo sync``) would otherwise be tested only failing. This speaks the three parts of
+the API that a run uses, as wandb-core 0.31 calls them: GraphQL mutations (``UpsertBucket``
+creates or updates a run, ``CreateRunFiles`` hands out upload URLs), the file stream (history
+rows, summary and exit code, each file's lines sent from an offset), and the uploads (``PUT``).
+Anything else is answered with empty data: W&B's telemetry, server-feature queries.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["ServerRun", "WandbStandIn", "wandb_stand_in"]
+
+HISTORY = "wandb-history.jsonl"
+SUMMARY = "wandb-summary.json"
+
+
+@dataclass
+class ServerRun:
+    """One run as the server holds it: the last value of each field, files by line."""
+
+    id: str
+    project: str
+    entity: str
+    group: str | None = None
+    name: str | None = None
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    upserts: int = 0
+    lines: dict[str, list[str]] = field(default_factory=dict)
+    uploaded: set[str] = field(default_factory=set)
+    exit_code: int | None = None
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The run's history rows (``run.log`` calls), in order."""
+        return [json.loads(line) for line in self.lines.get(HISTORY, [])]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The run's latest summary."""
+        latest = self.lines.get(SUMMARY, [])
+        return json.loads(latest[-1]) if latest else {}
+
+    def param(self, key: str) -> Any:
+        """A config entry's value (W&B keeps each top-level key as ``{"value": ...}``)."""
+        return self.config[key]["value"]
+
+
+class WandbStandIn:
+    """The recorded state of the stand-in: runs by id, and the API keys that reached it."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, ServerRun] = {}
+        self.keys: set[str] = set()
+        self.artifacts: list[str] = []  # collection names, in order (a logged table is one)
+        self.url = ""
+        self._lock = threading.Lock()
+
+    def upsert(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """``UpsertBucket``: create the run, or update the fields given."""
+        with self._lock:
+            run = self.runs.setdefault(
+                variables["name"],
+                ServerRun(variables["name"], variables["project"], variables["entity"] or "hpo"),
+            )
+            run.upserts += 1
+            for attr, key in (("group", "groupName"), ("name", "displayName")):
+                if variables.get(key) is not None:
+                    setattr(run, attr, variables[key])
+            if variables.get("jobType") is not None:
+                run.job_type = variables["jobType"]
+            if variables.get("tags") is not None:
+                run.tags = list(variables["tags"])
+            if variables.get("config"):
+                run.config = json.loads(variables["config"])
+        bucket = {
+            "id": base64.b64encode(f"Run:{run.id}".encode()).decode(),
+            "name": run.id,
+            "displayName": run.name,
+            "description": None,
+            "config": json.dumps(run.config),
+            "sweepName": None,
+            "historyLineCount": len(run.lines.get(HISTORY, [])),
+            "project": {
+                "id": "UHJvamVjdDox",
+                "name": run.project,
+                "entity": {"id": "RW50aXR5OjE=", "name": run.entity},
+            },
+        }
+        return {"upsertBucket": {"bucket": bucket, "inserted": run.upserts == 1}}
+
+    def run_files(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """``CreateRunFiles``: an upload URL on this server for each file."""
+        run = variables["run"]
+        files = [
+            {"name": name, "uploadUrl": f"{self.url}/upload/{run}/{name}"}
+            for name in variables["files"]
+        ]
+        return {"createRunFiles": {"runID": run, "uploadHeaders": [], "files": files}}
+
+    def create_artifact(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``CreateArtifact``: a new artifact (a logged table is one), waiting for its files."""
+        with self._lock:
+            self.artifacts.append(given["artifactCollectionName"])
+            number = len(self.artifacts)
+        artifact = {
+            "id": base64.b64encode(f"Artifact:{number}".encode()).decode(),
+            "state": "PENDING",
+            "artifactSequence": {"latestArtifact": None},
+        }
+        return {"createArtifact": {"artifact": artifact}}
+
+    def stream(self, run_id: str, body: dict[str, Any]) -> None:
+        """A file-stream post: each file's lines from its offset, and the exit code at the end."""
+        with self._lock:
+            run = self.runs[run_id]
+            for name, chunk in body.get("files", {}).items():
+                lines = run.lines.setdefault(name, [])
+                offset = chunk["offset"]
+                if name == SUMMARY:  # the whole summary each time, not appended lines
+                    lines.extend(chunk["content"])
+                    continue
+                lines[offset : offset + len(chunk["content"])] = chunk["content"]
+            if body.get("complete"):
+                run.exit_code = body.get("exitcode")
+
+    def upload(self, run_id: str, name: str) -> None:
+        """A file uploaded (``PUT``) to the URL ``run_files`` gave."""
+        with self._lock:
+            if run_id in self.runs:
+                self.runs[run_id].uploaded.add(name)
+
+
+def _handler(state: WandbStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the test reads the recorded state, not a request log."""
+
+        def do_POST(self) -> None:
+            self._key()
+            body = self._body()
+            parts = self.path.split("?")[0].strip("/").split("/")
+            data: dict[str, Any] = {}
+            if parts == ["graphql"]:
+                request = json.loads(body)
+                operation = request.get("operationName")
+                if operation == "UpsertBucket":
+                    data = {"data": state.upsert(request["variables"])}
+                elif operation == "CreateRunFiles":
+                    data = {"data": state.run_files(request["variables"])}
+                elif operation == "CreateArtifact":
+                    data = {"data": state.create_artifact(request["variables"]["input"])}
+                else:
+                    data = {"data": {}}
+            elif len(parts) == 5 and parts[0] == "files" and parts[4] == "file_stream":
+                state.stream(parts[3], json.loads(body))
+                data = {"exitcode": None, "limits": {}}
+            self._reply(data)
+
+        def do_PUT(self) -> None:
+            self._body()
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if len(parts) >= 3 and parts[0] == "upload":
+                state.upload(parts[1], "/".join(parts[2:]))
+            self._reply({})
+
+        def do_GET(self) -> None:
+            self._reply({})
+
+        def _key(self) -> None:
+            header = self.headers.get("Authorization", "")
+            if header.startswith("Basic "):
+                user_key = base64.b64decode(header.removeprefix("Basic ")).decode()
+                state.keys.add(user_key.partition(":")[2])
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _reply(self, data: dict[str, Any]) -> None:
+            payload = json.dumps(data).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that close their kept-alive connections (wandb-core does)."""
+
+
+@contextmanager
+def wandb_stand_in() -> Iterator[WandbStandIn]:
+    """Serve a stand-in on a free port of 127.0.0.1 while the block runs (its ``url``)."""
+    state = WandbStandIn()
+    server = _Server(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
