@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
@@ -15,9 +16,10 @@ from trainer.wandb_runs import wandb_dir, wandb_url, wants_online
 
 from orchestrator.commands._paths import RunsDir
 from orchestrator.commands._storage import StorageOption, resolve_storage
-from orchestrator.console import guard, stdout
+from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.folders import check_writable_folder
+from orchestrator.offline_runs import OfflineRun, find_offline_runs, sync_runs, trial_numbers
 from orchestrator.study_run import log_study_run_at
 
 StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
@@ -40,18 +42,55 @@ def wandb(
 
 
 def sync(name: StudyName, runs_dir: RunsDir = Path("hpo-runs")) -> None:
-    """Upload a study's offline W&B runs (`wandb sync`; again is harmless: same run ids)."""
-    runs = sorted((wandb_dir(runs_dir, name) / "wandb").glob("offline-run-*"))
+    """Upload a study's offline W&B runs (`wandb sync`); runs uploaded before are skipped."""
+    runs = find_offline_runs(runs_dir, name)
     if not runs:
         guard(_refuse, f"no offline W&B runs under {wandb_dir(runs_dir, name) / 'wandb'}.")
     if not wants_online():
         guard(_refuse, "no W&B key: set WANDB_API_KEY (or run `wandb login`) first.")
+    if all(run.synced for run in runs):
+        stdout.print(f"all {len(runs)} W&B run(s) of {name} were uploaded before: nothing to do")
+        return
     guard(_check_reachable, wandb_url())
-    command = [str(Path(sys.executable).parent / "wandb"), "sync", *map(str, runs)]
-    result = subprocess.run(command, check=False)
-    if result.returncode != 0:
+    outcome = sync_runs(runs, _wandb_sync)
+    earlier = f"; {len(outcome.before)} uploaded before" if outcome.before else ""
+    stdout.print(
+        f"uploaded {len(outcome.uploaded)} W&B run(s) of {name} to {wandb_url()}{earlier}",
+        soft_wrap=True,
+    )
+    numbers = trial_numbers(name, [*outcome.empty, *outcome.unread])
+    if outcome.empty:
+        _warn(
+            f"{_runs(outcome.empty, numbers)} not uploaded: no records yet. W&B writes an "
+            "offline run's records as the run ends: a trial still running has none yet "
+            "(`hpo sync` again once it ends), and one whose worker was killed has none at all "
+            f"(its curves are in {runs_dir / name}/trial-<n>/csv)."
+        )
+    if outcome.unread:
+        _warn(f"{_runs(outcome.unread, numbers)} not uploaded: see W&B's errors above.")
+    if outcome.exit_code != 0 or outcome.unread:
         raise typer.Exit(code=1)
-    stdout.print(f"synced {len(runs)} run(s) of {name}")
+
+
+def _wandb_sync(folders: Sequence[Path]) -> int:
+    command = [str(Path(sys.executable).parent / "wandb"), "sync", *map(str, folders)]
+    return subprocess.run(command, check=False).returncode
+
+
+def _runs(runs: list[OfflineRun], numbers: dict[str, int | str]) -> str:
+    """``2 W&B run(s) (trial 3, the study run)``: trials by number, other runs by folder."""
+    names = [_run_name(run, numbers.get(run.id)) for run in runs]
+    return f"{len(runs)} W&B run(s) ({', '.join(names)})"
+
+
+def _run_name(run: OfflineRun, number: int | str | None) -> str:
+    if number is None:
+        return run.folder.name
+    return "the study run" if number == "study" else f"trial {number}"
+
+
+def _warn(message: str) -> None:
+    stderr.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_reachable(url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -28,17 +29,30 @@ def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_every_trial_logs_an_offline_run_matching_postgres(
-    database: Database, trainer_image: BuiltImage, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def tracked(
+    database: Database, trainer_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The runs folder of study `tracked`: 6 trials on 2 docker workers, W&B offline."""
+    runs_dir = tmp_path_factory.mktemp("tracked-runs")
     command = [HPO, "launch", "--study", "tracked", "--workers", "2", "--trials", "6"]
-    command += ["--runs-dir", str(tmp_path), "--seed", "3", "trainer.max_epochs=4"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    command += ["--runs-dir", str(runs_dir), "--seed", "3", "trainer.max_epochs=4"]
+    with pytest.MonkeyPatch.context() as patch:  # function fixtures come later: as they set it
+        for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):
+            patch.delenv(name, raising=False)
+        patch.setenv("NETRC", str(tmp_path_factory.mktemp("home") / "no-netrc"))
+        patch.setenv("WANDB_ERROR_REPORTING", "false")  # as tests/conftest.py sets it
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    return runs_dir
 
+
+def test_every_trial_logs_an_offline_run_matching_postgres(
+    database: Database, tracked: Path
+) -> None:
     snapshot = read_study(database, "tracked")
     trials = {t.number: t for t in snapshot.trials}
-    runs = read_runs(tmp_path / "tracked" / "wandb")
+    runs = read_runs(tracked / "tracked" / "wandb")
     trial_runs = [run for run in runs if run.job_type == "trial"]
     assert len(trial_runs) == 6 == snapshot.count(*FINISHED)
     assert {run.config["hpo"]["worker"] for run in trial_runs} == {0, 1}
@@ -59,6 +73,56 @@ def test_every_trial_logs_an_offline_run_matching_postgres(
     (study_run,) = [run for run in runs if run.job_type == "study"]
     assert study_run.group == "tracked"
     assert study_run.history[-1]["trials/nrows"] == 6
+
+
+def test_sync_uploads_each_run_once_and_one_without_records_holds_none_back(
+    database: Database, tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wandb = shutil.copytree(tracked / "tracked", tmp_path / "tracked", symlinks=True) / "wandb"
+    offline = {run.id: run for run in read_runs(wandb)}
+    # A trial whose worker was killed leaves a run file with its header alone: W&B writes the
+    # records as a run ends. Given with others, `wandb sync` would upload none of them.
+    killed = run_id("tracked", 99)
+    header = next(wandb.glob("offline-run-*/run-*.wandb")).read_bytes()[:7]
+    folder = wandb / f"offline-run-20261204_000000-{killed}"
+    folder.mkdir()
+    (folder / f"run-{killed}.wandb").write_bytes(header)
+    trials = read_study(database, "tracked").trials
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", KEY)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        command = [HPO, "sync", "tracked", "--runs-dir", str(tmp_path)]
+        first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        upserts = {ident: run.upserts for ident, run in server.runs.items()}
+        again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"uploaded 7 W&B run(s) of tracked to {server.url}" in first.stdout
+    assert "warning: 1 W&B run(s) (trial 99) not uploaded: no records yet" in first.stderr
+    study_run = run_id("tracked", "study")
+    assert (
+        set(server.runs)
+        == set(offline)
+        == {trial.user_attrs["wandb_run_id"] for trial in trials} | {study_run}
+    )
+    for trial in trials:
+        sent = server.runs[trial.user_attrs["wandb_run_id"]]
+        kept = offline[sent.id]
+        assert (sent.group, sent.name, sent.job_type) == ("tracked", kept.name, "trial")
+        assert {name: sent.param(name) for name in trial.params} == trial.params
+        assert [row.get("val_loss") for row in sent.history] == [
+            row.get("val_loss") for row in kept.history
+        ]
+        assert sent.summary["state"] == trial.state.name
+        assert sent.exit_code == (1 if trial.state is TrialState.FAIL else 0)
+    assert server.runs[study_run].job_type == "study"
+    assert server.runs[study_run].history[-1]["trials"]["nrows"] == 6
+    assert server.keys == {KEY}  # the key reached W&B, and W&B alone (see below)
+    assert KEY not in first.stdout + first.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "uploaded 0 W&B run(s) of tracked" in again.stdout
+    assert "; 7 uploaded before" in again.stdout
+    assert {ident: run.upserts for ident, run in server.runs.items()} == upserts
 
 
 @pytest.mark.usefixtures("trainer_image")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from trainer.wandb_runs import run_id
 from typer.testing import CliRunner
 
+from orchestrator import offline_runs
 from orchestrator.cli import app
 from orchestrator.commands import tracking
 
@@ -42,3 +45,96 @@ def test_sync_needs_offline_runs_a_key_and_a_reachable_server(
 def test_behind_a_proxy_the_way_to_wandb_is_left_to_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
     tracking._check_reachable("http://127.0.0.1:9")  # no direct connection tried: no refusal
+
+
+HEADER = b":W&B\xe1\xbe\x00"  # what a run file holds before W&B writes any record
+UNREADABLE = b"not a record"
+
+
+def _run(
+    runs: Path, study: str, key: int | str, records: bytes = b"", synced: bool = False
+) -> Path:
+    """An offline run folder of ``study``: its file with ``records`` after the header."""
+    ident = run_id(study, key)
+    folder = runs / study / "wandb" / f"offline-run-20261204_0000{len(str(key))}0-{ident}"
+    folder.mkdir(parents=True)
+    (folder / f"run-{ident}.wandb").write_bytes(HEADER + records)
+    if synced:
+        (folder / f"run-{ident}.wandb.synced").touch()
+    return folder
+
+
+class FakeWandbSync:
+    """`wandb sync` as wandb 0.31 behaves: it marks what it uploaded, unless one run given with
+    the others cannot be read; then it uploads none of them, and still exits 0."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Path]] = []
+
+    def __call__(self, folders: Sequence[Path]) -> int:
+        self.calls.append(list(folders))
+        files = [next(folder.glob("*.wandb")) for folder in folders]
+        if all(UNREADABLE not in file.read_bytes() for file in files):
+            for file in files:
+                file.with_name(file.name + ".synced").touch()
+        return 0
+
+
+def test_one_unreadable_run_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    before = _run(tmp_path, "s", 0, b"records", synced=True)
+    running = _run(tmp_path, "s", 1)  # no records yet
+    good = [_run(tmp_path, "s", 2, b"records"), _run(tmp_path, "s", "study", b"records")]
+    broken = _run(tmp_path, "s", 3, UNREADABLE)
+    wandb_sync = FakeWandbSync()
+
+    outcome = offline_runs.sync_runs(offline_runs.find_offline_runs(tmp_path, "s"), wandb_sync)
+
+    assert sorted(run.folder for run in outcome.uploaded) == sorted(good)
+    assert [run.folder for run in outcome.before] == [before]
+    assert [run.folder for run in outcome.empty] == [running]
+    assert [run.folder for run in outcome.unread] == [broken]
+    batch = sorted([*good, broken])
+    assert wandb_sync.calls == [batch, *([folder] for folder in batch)]
+    assert outcome.exit_code == 0
+
+
+def test_sync_says_what_it_uploaded_and_names_the_trials_it_could_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setattr(tracking, "_check_reachable", lambda url: None)
+    _run(tmp_path, "s", 0, b"records", synced=True)
+    _run(tmp_path, "s", 1, b"records")
+    _run(tmp_path, "s", 7)
+    broken = _run(tmp_path, "s", "study", UNREADABLE)
+    _run(tmp_path, "s", 2, b"records")
+    monkeypatch.setattr(tracking, "_wandb_sync", FakeWandbSync())
+
+    code, said = _sync(tmp_path)
+
+    assert code == 1  # the study run could not be read
+    assert "uploaded 2 W&B run(s) of s to https://api.wandb.ai; 1 uploaded before" in said
+    assert "warning: 1 W&B run(s) (trial 7) not uploaded: no records yet." in said
+    assert "a trial still running has none yet (`hpo sync` again once it ends)" in said
+    assert "warning: 1 W&B run(s) (the study run) not uploaded: see W&B's errors above." in said
+
+    broken.joinpath(f"run-{run_id('s', 'study')}.wandb").write_bytes(HEADER + b"records")
+    code, said = _sync(tmp_path)
+    assert code == 0
+    assert "uploaded 1 W&B run(s) of s to https://api.wandb.ai; 3 uploaded before" in said
+
+
+def test_a_second_sync_of_an_uploaded_study_does_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    _run(tmp_path, "s", 0, b"records", synced=True)
+    _run(tmp_path, "s", "study", b"records", synced=True)
+    monkeypatch.setattr(tracking, "_wandb_sync", None)  # never called: no W&B server either
+
+    code, said = _sync(tmp_path)
+
+    assert code == 0
+    assert "all 2 W&B run(s) of s were uploaded before: nothing to do" in said
