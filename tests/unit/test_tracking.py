@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -22,6 +23,7 @@ from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wan
 from trainer.tracking import StepWandbLogger, Tracker
 from trainer.wandb_runs import RUN_ID_ATTR, api_key, run_id, wants_online
 
+from orchestrator.offline_runs import RUN_FILE_HEADER_BYTES
 from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
 from tests.fronts import VALUES, tell_values, two_objective_spec
@@ -324,3 +326,18 @@ def test_a_database_restart_as_a_trial_starts_is_ridden_out(tmp_path: Path) -> N
     (trial,) = study.trials
     assert trial.state is TrialState.COMPLETE
     assert trial.user_attrs[RUN_ID_ATTR] == run_id("rs", 0)
+
+
+def test_a_run_writes_its_records_while_its_trial_runs(tmp_path: Path) -> None:
+    """A worker killed mid-trial leaves its run's records up to the last write: W&B's default
+    (every 15 s) would leave nothing of a shorter trial, and `hpo sync` nothing to upload."""
+    run, _ = wandb_runs.init_run({"project": "p", "id": "flushed", "dir": str(tmp_path)}, False)
+    try:
+        run.log({"val_loss": 1.0})
+        (path,) = (tmp_path / "wandb").glob("offline-run-*/run-flushed.wandb")
+        deadline = time.monotonic() + 10  # well within W&B's default of 15 s
+        while path.stat().st_size <= RUN_FILE_HEADER_BYTES and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.stat().st_size > RUN_FILE_HEADER_BYTES  # records on disk, the run open
+    finally:
+        run.finish()

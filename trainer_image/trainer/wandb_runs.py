@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "FLUSH_INTERVAL_S",
     "RUN_ID_ATTR",
+    "RUN_SETTINGS",
     "api_key",
     "init_run",
     "netrc_machine",
@@ -32,10 +34,15 @@ RUN_ID_ATTR = "wandb_run_id"  # the trial's user attr that links it to its run
 # W&B's default is 90 s: a trial would wait that long before it went offline. W&B's own
 # WANDB_INIT_TIMEOUT, where set (a slow link), is honoured instead.
 ONLINE_INIT_TIMEOUT_S = 15.0
+# W&B keeps an offline run's records in memory and writes them every 15 s by default, so a trial
+# killed sooner (OOM, `docker kill`) would leave an empty run: every 2 s, as the CSV curves are
+# written, keeps all but its last 2 s.
+FLUSH_INTERVAL_S = 2.0
 # What a trial run does not need, each a cost paid per trial: the worker's console (its log file
 # has it), system stats, machine metadata, git and code (the config records image and revision),
 # the pip freeze (the image pins it).
-LEAN: dict[str, Any] = {
+RUN_SETTINGS: dict[str, Any] = {
+    "x_transaction_log_flush_interval": FLUSH_INTERVAL_S,
     "silent": True,
     "console": "off",
     "x_disable_stats": True,
@@ -111,7 +118,7 @@ def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
 
     if online:
         try:
-            quick = wandb.Settings(init_timeout=online_init_timeout_s(), **LEAN)
+            quick = wandb.Settings(init_timeout=online_init_timeout_s(), **RUN_SETTINGS)
             return wandb.init(mode="online", settings=quick, **settings), True
         except Exception as e:  # W&B raises many kinds; every one means: go on offline
             reason = (str(e).splitlines() or [type(e).__name__])[0]  # not W&B's advice lines
@@ -119,4 +126,4 @@ def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
             # The abandoned attempt keeps the run id taken in W&B's service process, which
             # then refuses it offline ("run ID ... is in use"); a new service starts clean.
             wandb.teardown()
-    return wandb.init(mode="offline", settings=wandb.Settings(**LEAN), **settings), False
+    return wandb.init(mode="offline", settings=wandb.Settings(**RUN_SETTINGS), **settings), False
