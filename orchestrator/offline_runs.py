@@ -1,31 +1,28 @@
 """A study's offline W&B runs on disk, and uploading them with ``wandb sync`` without losing any.
 
-``wandb sync`` marks each run it uploaded with a ``<run>.wandb.synced`` file beside the run's
-records and skips such runs later. Two things about it shape ``sync_runs``, both seen with wandb
-0.31: W&B writes an offline run's records only as the run ends (or per 32 KiB), so the run of a
-trial still running, or of one whose worker was killed, holds nothing but the file's header; and
-a single run it cannot read makes ``wandb sync`` upload none of the runs given with it, while it
-still exits 0. So runs without records are left out (and named), and when a batch leaves more
-than one run unmarked, those are retried one by one.
+``wandb sync`` uploads what a run's file holds, marks the run with a ``<run>.wandb.synced`` file
+and skips it from then on. Three things about it shape ``sync_runs``, all seen with wandb 0.31:
+the run of a trial still running would be uploaded as far as W&B has written it, and never
+again; W&B writes a run's records every ``wandb_runs.FLUSH_INTERVAL_S`` and as it ends, so the
+run of a trial killed sooner holds nothing but the file's header; and a single run that it
+cannot read makes ``wandb sync`` upload none of the runs given with it, while it still exits 0.
+So the runs of running trials wait for a later sync, runs without records are left out, and
+when a batch leaves more than one run unmarked, those are retried one by one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.wandb_runs import run_id, wandb_dir
 
-__all__ = ["OfflineRun", "SyncOutcome", "find_offline_runs", "sync_runs", "trial_numbers"]
+__all__ = ["OfflineRun", "SyncOutcome", "find_offline_runs", "run_names", "sync_runs"]
 
 SYNCED_MARK = ".wandb.synced"
 # A run file starts with a 7-byte header (":W&B", magic, version); its records follow.
 RUN_FILE_HEADER_BYTES = 7
-# Trial numbers tried when naming runs (a run id is a hash of study and number): far more than
-# a study has, for ~0.1 s at most.
-MAX_TRIAL_NUMBER = 100_000
-
 WandbSync = Callable[[Sequence[Path]], int]  # `wandb sync FOLDER...`; returns its exit code
 
 
@@ -58,7 +55,8 @@ class SyncOutcome:
 
     uploaded: list[OfflineRun]
     before: list[OfflineRun]  # uploaded by an earlier sync: skipped
-    empty: list[OfflineRun]  # no records written yet: not tried
+    running: list[OfflineRun]  # of a trial still running: left for a later sync
+    empty: list[OfflineRun]  # no records written: not tried
     unread: list[OfflineRun]  # tried, and still not uploaded
     exit_code: int  # the first non-zero exit code of `wandb sync`, else 0
 
@@ -69,12 +67,21 @@ def find_offline_runs(runs_dir: Path, study: str) -> list[OfflineRun]:
     return [OfflineRun(folder) for folder in sorted(folders) if folder.is_dir()]
 
 
-def sync_runs(runs: Sequence[OfflineRun], wandb_sync: WandbSync) -> SyncOutcome:
-    """Upload every run not uploaded before that has records, each once."""
+def sync_runs(
+    runs: Sequence[OfflineRun], wandb_sync: WandbSync, running: Collection[str] = ()
+) -> SyncOutcome:
+    """Upload each run not uploaded before, once its trial has ended, if it holds records.
+
+    Args:
+        runs: The study's offline runs.
+        wandb_sync: Runs ``wandb sync`` on folders.
+        running: Ids of the runs whose trials still run.
+    """
     before = [run for run in runs if run.synced]
     pending = [run for run in runs if not run.synced]
-    empty = [run for run in pending if not run.written]
-    tried = [run for run in pending if run.written]
+    waiting = [run for run in pending if run.id in running]
+    empty = [run for run in pending if run.id not in running and not run.written]
+    tried = [run for run in pending if run.id not in running and run.written]
     codes = [wandb_sync([run.folder for run in tried])] if tried else []
     left = [run for run in tried if not run.synced]
     if len(left) > 1:  # one run it could not read may have held back the others
@@ -82,18 +89,10 @@ def sync_runs(runs: Sequence[OfflineRun], wandb_sync: WandbSync) -> SyncOutcome:
     uploaded = [run for run in tried if run.synced]
     unread = [run for run in tried if not run.synced]
     exit_code = next((code for code in codes if code != 0), 0)
-    return SyncOutcome(uploaded, before, empty, unread, exit_code)
+    return SyncOutcome(uploaded, before, waiting, empty, unread, exit_code)
 
 
-def trial_numbers(study: str, runs: Iterable[OfflineRun]) -> dict[str, int | str]:
-    """Which trial (a number) or ``"study"`` each run belongs to, for the runs found."""
-    wanted = {run.id for run in runs}
-    names: dict[str, int | str] = {}
-    if run_id(study, "study") in wanted:
-        names[run_id(study, "study")] = "study"
-    for number in range(MAX_TRIAL_NUMBER):
-        if len(names) == len(wanted):
-            break
-        if (key := run_id(study, number)) in wanted:
-            names[key] = number
-    return names
+def run_names(study: str, trial_numbers: Sequence[int]) -> dict[str, str]:
+    """What to call each run id of the study: ``trial 3``, ``the study run``."""
+    names = {run_id(study, number): f"trial {number}" for number in trial_numbers}
+    return names | {run_id(study, "study"): "the study run"}

@@ -12,14 +12,16 @@ from urllib.parse import urlparse
 from urllib.request import getproxies
 
 import typer
-from trainer.wandb_runs import wandb_dir, wandb_url, wants_online
+from optuna.trial import TrialState
+from trainer.wandb_runs import FLUSH_INTERVAL_S, run_id, wandb_dir, wandb_url, wants_online
 
+from orchestrator import reading
 from orchestrator.commands._paths import RunsDir
 from orchestrator.commands._storage import StorageOption, resolve_storage
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.folders import check_writable_folder
-from orchestrator.offline_runs import OfflineRun, find_offline_runs, sync_runs, trial_numbers
+from orchestrator.offline_runs import OfflineRun, find_offline_runs, run_names, sync_runs
 from orchestrator.study_run import log_study_run_at
 
 StudyName = Annotated[str, typer.Argument(help="Study name, as `hpo studies` lists it.")]
@@ -41,8 +43,10 @@ def wandb(
     stdout.print(f"study run {run.id} of {name} logged {where}{unreachable}", soft_wrap=True)
 
 
-def sync(name: StudyName, runs_dir: RunsDir = Path("hpo-runs")) -> None:
-    """Upload a study's offline W&B runs (`wandb sync`); runs uploaded before are skipped."""
+def sync(
+    name: StudyName, runs_dir: RunsDir = Path("hpo-runs"), storage: StorageOption = None
+) -> None:
+    """Upload a study's offline W&B runs (`wandb sync`): each once, once its trial has ended."""
     runs = find_offline_runs(runs_dir, name)
     if not runs:
         guard(_refuse, f"no offline W&B runs under {wandb_dir(runs_dir, name) / 'wandb'}.")
@@ -52,24 +56,37 @@ def sync(name: StudyName, runs_dir: RunsDir = Path("hpo-runs")) -> None:
         stdout.print(f"all {len(runs)} W&B run(s) of {name} were uploaded before: nothing to do")
         return
     guard(_check_reachable, wandb_url())
-    outcome = sync_runs(runs, _wandb_sync)
+    states = guard(_trial_states, guard(resolve_storage, storage, start=False), name)
+    running = {run_id(name, number) for number, state in states.items() if not state.is_finished()}
+    outcome = sync_runs(runs, _wandb_sync, running)
     earlier = f"; {len(outcome.before)} uploaded before" if outcome.before else ""
     stdout.print(
         f"uploaded {len(outcome.uploaded)} W&B run(s) of {name} to {wandb_url()}{earlier}",
         soft_wrap=True,
     )
-    numbers = trial_numbers(name, [*outcome.empty, *outcome.unread])
+    names = run_names(name, list(states))
+    if outcome.running:
+        _warn(
+            f"{_runs(outcome.running, names)} left for a later sync: their trials still run, "
+            "and a run is uploaded once (`hpo sync` again when they end)."
+        )
     if outcome.empty:
         _warn(
-            f"{_runs(outcome.empty, numbers)} not uploaded: no records yet. W&B writes an "
-            "offline run's records as the run ends: a trial still running has none yet "
-            "(`hpo sync` again once it ends), and one whose worker was killed has none at all "
-            f"(its curves are in {runs_dir / name}/trial-<n>/csv)."
+            f"{_runs(outcome.empty, names)} not uploaded: no records. W&B writes a run's "
+            f"records every {FLUSH_INTERVAL_S:g} s and as it ends; "
+            "a worker killed sooner leaves none (the trial's curves are in "
+            f"{runs_dir / name}/trial-<n>/csv)."
         )
     if outcome.unread:
-        _warn(f"{_runs(outcome.unread, numbers)} not uploaded: see W&B's errors above.")
+        _warn(f"{_runs(outcome.unread, names)} not uploaded: see W&B's errors above.")
     if outcome.exit_code != 0 or outcome.unread:
         raise typer.Exit(code=1)
+
+
+def _trial_states(url: str, name: str) -> dict[int, TrialState]:
+    """Each trial's state, by number: the runs of running trials must wait."""
+    with reading.opened(url, name) as study:
+        return {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
 
 
 def _wandb_sync(folders: Sequence[Path]) -> int:
@@ -77,16 +94,10 @@ def _wandb_sync(folders: Sequence[Path]) -> int:
     return subprocess.run(command, check=False).returncode
 
 
-def _runs(runs: list[OfflineRun], numbers: dict[str, int | str]) -> str:
-    """``2 W&B run(s) (trial 3, the study run)``: trials by number, other runs by folder."""
-    names = [_run_name(run, numbers.get(run.id)) for run in runs]
-    return f"{len(runs)} W&B run(s) ({', '.join(names)})"
-
-
-def _run_name(run: OfflineRun, number: int | str | None) -> str:
-    if number is None:
-        return run.folder.name
-    return "the study run" if number == "study" else f"trial {number}"
+def _runs(runs: list[OfflineRun], names: dict[str, str]) -> str:
+    """``2 W&B run(s) (trial 3, the study run)``; a run of no trial here by its folder."""
+    listed = ", ".join(names.get(run.id, run.folder.name) for run in runs)
+    return f"{len(runs)} W&B run(s) ({listed})"
 
 
 def _warn(message: str) -> None:

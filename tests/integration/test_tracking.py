@@ -75,19 +75,17 @@ def test_every_trial_logs_an_offline_run_matching_postgres(
     assert study_run.history[-1]["trials/nrows"] == 6
 
 
-def test_sync_uploads_each_run_once_and_one_without_records_holds_none_back(
+def test_sync_uploads_each_ended_run_once_and_one_without_records_holds_none_back(
     database: Database, tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wandb = shutil.copytree(tracked / "tracked", tmp_path / "tracked", symlinks=True) / "wandb"
     offline = {run.id: run for run in read_runs(wandb)}
-    # A trial whose worker was killed leaves a run file with its header alone: W&B writes the
-    # records as a run ends. Given with others, `wandb sync` would upload none of them.
-    killed = run_id("tracked", 99)
-    header = next(wandb.glob("offline-run-*/run-*.wandb")).read_bytes()[:7]
-    folder = wandb / f"offline-run-20261204_000000-{killed}"
-    folder.mkdir()
-    (folder / f"run-{killed}.wandb").write_bytes(header)
-    trials = read_study(database, "tracked").trials
+    # Trial 5 as if its worker had been killed before W&B first wrote its records: its run file
+    # holds the header alone. Given with others, `wandb sync` would upload none of them.
+    killed = run_id("tracked", 5)
+    (killed_file,) = wandb.glob(f"offline-run-*-{killed}/run-{killed}.wandb")
+    killed_file.write_bytes(killed_file.read_bytes()[:7])
+    trials = [trial for trial in read_study(database, "tracked").trials if trial.number != 5]
     with wandb_stand_in() as server:
         monkeypatch.setenv("WANDB_API_KEY", KEY)
         monkeypatch.setenv("WANDB_BASE_URL", server.url)
@@ -97,14 +95,10 @@ def test_sync_uploads_each_run_once_and_one_without_records_holds_none_back(
         again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
     assert first.returncode == 0, first.stdout + first.stderr
-    assert f"uploaded 7 W&B run(s) of tracked to {server.url}" in first.stdout
-    assert "warning: 1 W&B run(s) (trial 99) not uploaded: no records yet" in first.stderr
+    assert f"uploaded 6 W&B run(s) of tracked to {server.url}" in first.stdout
+    assert "warning: 1 W&B run(s) (trial 5) not uploaded: no records." in first.stderr
     study_run = run_id("tracked", "study")
-    assert (
-        set(server.runs)
-        == set(offline)
-        == {trial.user_attrs["wandb_run_id"] for trial in trials} | {study_run}
-    )
+    assert set(server.runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {study_run}
     for trial in trials:
         sent = server.runs[trial.user_attrs["wandb_run_id"]]
         kept = offline[sent.id]
@@ -121,7 +115,7 @@ def test_sync_uploads_each_run_once_and_one_without_records_holds_none_back(
     assert KEY not in first.stdout + first.stderr
     assert again.returncode == 0, again.stdout + again.stderr
     assert "uploaded 0 W&B run(s) of tracked" in again.stdout
-    assert "; 7 uploaded before" in again.stdout
+    assert "; 6 uploaded before" in again.stdout
     assert {ident: run.upserts for ident, run in server.runs.items()} == upserts
 
 

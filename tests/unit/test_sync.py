@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from optuna.trial import TrialState
 from trainer.wandb_runs import run_id
 from typer.testing import CliRunner
 
@@ -82,16 +83,20 @@ class FakeWandbSync:
 
 def test_one_unreadable_run_does_not_hold_back_the_others(tmp_path: Path) -> None:
     before = _run(tmp_path, "s", 0, b"records", synced=True)
-    running = _run(tmp_path, "s", 1)  # no records yet
+    killed = _run(tmp_path, "s", 1)  # its worker was killed before W&B wrote a record
     good = [_run(tmp_path, "s", 2, b"records"), _run(tmp_path, "s", "study", b"records")]
     broken = _run(tmp_path, "s", 3, UNREADABLE)
+    still_running = _run(tmp_path, "s", 4, b"records so far")
     wandb_sync = FakeWandbSync()
 
-    outcome = offline_runs.sync_runs(offline_runs.find_offline_runs(tmp_path, "s"), wandb_sync)
+    outcome = offline_runs.sync_runs(
+        offline_runs.find_offline_runs(tmp_path, "s"), wandb_sync, {run_id("s", 4)}
+    )
 
     assert sorted(run.folder for run in outcome.uploaded) == sorted(good)
     assert [run.folder for run in outcome.before] == [before]
-    assert [run.folder for run in outcome.empty] == [running]
+    assert [run.folder for run in outcome.running] == [still_running]
+    assert [run.folder for run in outcome.empty] == [killed]
     assert [run.folder for run in outcome.unread] == [broken]
     batch = sorted([*good, broken])
     assert wandb_sync.calls == [batch, *([folder] for folder in batch)]
@@ -104,25 +109,33 @@ def test_sync_says_what_it_uploaded_and_names_the_trials_it_could_not(
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setattr(tracking, "_check_reachable", lambda url: None)
+    monkeypatch.setattr(tracking, "resolve_storage", lambda storage, start: "postgresql://db")
+    done, running, killed = TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL
+    states = {0: done, 1: done, 2: TrialState.PRUNED, 4: running, 7: killed}
+    monkeypatch.setattr(tracking, "_trial_states", lambda url, name: states)
     _run(tmp_path, "s", 0, b"records", synced=True)
     _run(tmp_path, "s", 1, b"records")
     _run(tmp_path, "s", 7)
     broken = _run(tmp_path, "s", "study", UNREADABLE)
     _run(tmp_path, "s", 2, b"records")
+    _run(tmp_path, "s", 4, b"records so far")
     monkeypatch.setattr(tracking, "_wandb_sync", FakeWandbSync())
 
     code, said = _sync(tmp_path)
 
     assert code == 1  # the study run could not be read
     assert "uploaded 2 W&B run(s) of s to https://api.wandb.ai; 1 uploaded before" in said
-    assert "warning: 1 W&B run(s) (trial 7) not uploaded: no records yet." in said
-    assert "a trial still running has none yet (`hpo sync` again once it ends)" in said
+    assert "warning: 1 W&B run(s) (trial 4) left for a later sync: their trials still run" in said
+    assert "warning: 1 W&B run(s) (trial 7) not uploaded: no records." in said
+    assert "a worker killed sooner leaves none" in said
     assert "warning: 1 W&B run(s) (the study run) not uploaded: see W&B's errors above." in said
 
     broken.joinpath(f"run-{run_id('s', 'study')}.wandb").write_bytes(HEADER + b"records")
+    states[4] = done
     code, said = _sync(tmp_path)
     assert code == 0
-    assert "uploaded 1 W&B run(s) of s to https://api.wandb.ai; 3 uploaded before" in said
+    assert "uploaded 2 W&B run(s) of s to https://api.wandb.ai; 3 uploaded before" in said
+    assert "later sync" not in said
 
 
 def test_a_second_sync_of_an_uploaded_study_does_nothing(
