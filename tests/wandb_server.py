@@ -66,8 +66,19 @@ class WandbStandIn:
         self.runs: dict[str, ServerRun] = {}
         self.keys: set[str] = set()
         self.artifacts: list[str] = []  # collection names, in order (a logged table is one)
+        self.limit_next = 0  # answer this many more posts with 429 Too Many Requests, as W&B may
+        self.limited = 0  # posts answered so
         self.url = ""
         self._lock = threading.Lock()
+
+    def rate_limited(self) -> bool:
+        """Whether to refuse this post with 429 (one of the next ``limit_next``)."""
+        with self._lock:
+            if self.limit_next <= 0:
+                return False
+            self.limit_next -= 1
+            self.limited += 1
+            return True
 
     def upsert(self, variables: dict[str, Any]) -> dict[str, Any]:
         """``UpsertBucket``: create the run, or update the fields given."""
@@ -154,6 +165,9 @@ def _handler(state: WandbStandIn) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._key()
             body = self._body()
+            if state.rate_limited():
+                self._reply({"error": "rate limit exceeded"}, status=429)
+                return
             parts = self.path.split("?")[0].strip("/").split("/")
             data: dict[str, Any] = {}
             if parts == ["graphql"]:
@@ -192,9 +206,11 @@ def _handler(state: WandbStandIn) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
-        def _reply(self, data: dict[str, Any]) -> None:
+        def _reply(self, data: dict[str, Any], status: int = 200) -> None:
             payload = json.dumps(data).encode()
-            self.send_response(200)
+            self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "1")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

@@ -45,7 +45,13 @@ SECRET_MOUNT = "/run/secrets/hpo-storage"
 CONFIG_MOUNT = "/opt/hpo/user-config"
 NETRC_MOUNT = "/run/secrets/hpo-netrc"
 # W&B settings that hold no secret (WANDB_ERROR_REPORTING=false: no crash reports to W&B's Sentry)
-PASSED_THROUGH = ("WANDB_BASE_URL", "WANDB_MODE", "WANDB_INIT_TIMEOUT", "WANDB_ERROR_REPORTING")
+PASSED_THROUGH = (
+    "WANDB_BASE_URL",
+    "WANDB_MODE",
+    "WANDB_INIT_TIMEOUT",
+    "WANDB_FINISH_TIMEOUT",
+    "WANDB_ERROR_REPORTING",
+)
 LAUNCH_LABEL = "hpo.launch"
 
 

@@ -21,11 +21,12 @@ pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 BOGUS_KEY = "hpocanary" + "k" * 36  # 45 characters: W&B wants 40+ (after any `prefix-`)
 KEY = "hposync" + "s" * 38
+WANDB_SETTINGS = ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT")
 
 
 @pytest.fixture(autouse=True)
 def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):  # no key: conftest
+    for name in WANDB_SETTINGS:  # and no key: tests/conftest.py
         monkeypatch.delenv(name, raising=False)
 
 
@@ -38,7 +39,7 @@ def tracked(
     command = [HPO, "launch", "--study", "tracked", "--workers", "2", "--trials", "6"]
     command += ["--runs-dir", str(runs_dir), "--seed", "3", "trainer.max_epochs=4"]
     with pytest.MonkeyPatch.context() as patch:  # function fixtures come later: as they set it
-        for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):
+        for name in ("WANDB_API_KEY", *WANDB_SETTINGS):
             patch.delenv(name, raising=False)
         patch.setenv("NETRC", str(tmp_path_factory.mktemp("home") / "no-netrc"))
         patch.setenv("WANDB_ERROR_REPORTING", "false")  # as tests/conftest.py sets it

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -23,17 +25,31 @@ from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wan
 from trainer.tracking import StepWandbLogger, Tracker
 from trainer.wandb_runs import RUN_ID_ATTR, api_key, run_id, wants_online
 
+import wandb
 from orchestrator.offline_runs import RUN_FILE_HEADER_BYTES
 from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
 from tests.fronts import VALUES, tell_values, two_objective_spec
 from tests.wandb_records import read_runs
+from tests.wandb_server import wandb_stand_in
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):  # no key: conftest
+    for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fresh_wandb() -> Iterator[None]:
+    """W&B set up anew from this test's environment, and again after it.
+
+    W&B reads its server's URL when a process first uses it and keeps it: a test that points it
+    elsewhere would otherwise reach the server of an earlier test in the same process.
+    """
+    wandb.teardown()
+    yield
+    wandb.teardown()
 
 
 def _spec(tracking: Tracking | None = None, epochs: int = 3) -> ExperimentSpec:
@@ -101,15 +117,19 @@ def test_the_key_of_wandb_login_is_found_for_the_wandb_server(
     assert api_key() is None  # a netrc W&B cannot use is no key
 
 
-def test_online_init_waits_15_s_unless_w_and_bs_own_setting_says_otherwise(
+def test_online_init_and_finish_wait_15_and_30_s_unless_w_and_bs_own_settings_say_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert wandb_runs.online_init_timeout_s() == 15.0  # not W&B's 90 s
+    assert wandb_runs.online_finish_timeout_s() == 30.0  # not W&B's "as long as it takes"
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "120")  # a slow link
+    monkeypatch.setenv("WANDB_FINISH_TIMEOUT", "300")
     assert wandb_runs.online_init_timeout_s() == 120.0
+    assert wandb_runs.online_finish_timeout_s() == 300.0
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("fresh_wandb")
 def test_a_run_that_cannot_go_online_is_written_offline_under_its_own_id(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -341,3 +361,39 @@ def test_a_run_writes_its_records_while_its_trial_runs(tmp_path: Path) -> None:
         assert path.stat().st_size > RUN_FILE_HEADER_BYTES  # records on disk, the run open
     finally:
         run.finish()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_wandb")
+def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = _spec(epochs=2)
+    tracker = Tracker(spec, "st", tmp_path, 0, online=True)
+    runner = TrialRunner(spec, "st", tmp_path, threads=1, tracker=tracker)
+    study = optuna.create_study(study_name="st", direction="maximize")
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)  # hpo's, not W&B's
+        start = tracker.start
+
+        def start_then_rate_limit(*args: Any) -> Any:
+            run = start(*args)
+            server.limit_next = 10**9  # from now on, every post gets 429 Too Many Requests
+            return run
+
+        monkeypatch.setattr(tracker, "start", start_then_rate_limit)
+        optimizing = threading.Thread(
+            target=study.optimize, args=(runner,), kwargs={"n_trials": 2}, daemon=True
+        )
+        optimizing.start()
+        optimizing.join(timeout=120)
+        assert not optimizing.is_alive(), "W&B held a trial in run.finish()"
+
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+    assert server.limited > 0 and run_id("st", 0) in server.runs
+    assert "W&B did not take run" in caplog.text and "Logging offline from now on" in caplog.text
+    assert not tracker.online
+    (offline,) = read_runs(tmp_path / "st" / "wandb")  # the second trial's, written offline
+    assert offline.id == run_id("st", 1)

@@ -1,14 +1,14 @@
 """One W&B run per trial, logged live from the worker that runs it, never at the trial's cost.
 
 Each run is grouped by study and named ``<study>-t<number>``; its id is derived from the study
-and the trial number, so a trial links to exactly one run and ``hpo sync`` can upload it again
-harmlessly. Curves reach it through Lightning's ``WandbLogger`` (per epoch); the trial's end
-(state, value, best epoch, duration) goes in its summary, and a FAIL finishes it with exit code 1.
+and the trial number, so a trial links to exactly one run, whoever uploads it. Curves reach it
+through Lightning's ``WandbLogger`` (per epoch); the trial's end (state, value, best epoch,
+duration) goes in its summary, and a FAIL finishes it with exit code 1.
 
 Without an API key the run is written offline under ``<runs>/<study>/wandb``. With one
 (``WANDB_API_KEY``, or a netrc entry: ``wandb_runs.api_key``) it goes online; if W&B cannot
-start there, the worker warns once and logs offline from then on: tracking must never cost a
-trial.
+start there, or does not take a finished run's data in time, the worker warns once and logs
+offline from then on: tracking must never cost a trial.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,14 @@ from trainer import __version__
 from trainer.retries import retry_of
 from trainer.spec import ExperimentSpec
 from trainer.storage import with_retries
-from trainer.wandb_runs import RUN_ID_ATTR, init_run, run_id, wandb_dir, wants_online
+from trainer.wandb_runs import (
+    RUN_ID_ATTR,
+    init_run,
+    online_finish_timeout_s,
+    run_id,
+    wandb_dir,
+    wants_online,
+)
 
 __all__ = ["RUN_ID_ATTR", "EpochBest", "EpochLearningRate", "Tracker", "TrialRun", "run_id"]
 
@@ -84,7 +91,19 @@ class Tracker:
                 self.warned = True
             return None
         with_retries(lambda: trial.set_user_attr(RUN_ID_ATTR, run.id), self.grace_s)
-        return TrialRun(run, StepWandbLogger(experiment=run, log_model=False), time.monotonic())
+        logger = StepWandbLogger(experiment=run, log_model=False)
+        return TrialRun(run, logger, time.monotonic(), on_timeout=self._finish_timed_out)
+
+    def _finish_timed_out(self, run: Any) -> None:
+        """W&B did not take a run's last data in time: the next runs go offline, not wait."""
+        log.warning(
+            "W&B did not take run %s's last data within %g s (rate-limited or failing?); the "
+            "rest is on disk in %s. Logging offline from now on (`hpo sync` uploads those runs)",
+            run.id,
+            online_finish_timeout_s(),
+            run.dir,
+        )
+        self.online = False
 
     def _config(
         self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]
@@ -120,6 +139,7 @@ class TrialRun:
     logger: StepWandbLogger
     started: float
     best: EpochBest | None = None
+    on_timeout: Callable[[Any], None] | None = None  # told when W&B did not take it in time
 
     def finish(self, state: TrialState, value: float | None = None) -> None:
         """Record how the trial ended and close the run (exit code 1 for FAIL)."""
@@ -136,6 +156,9 @@ class TrialRun:
             if state is TrialState.PRUNED:
                 self.run.tags = (*self.run.tags, "pruned")
             self.run.finish(exit_code=1 if state is TrialState.FAIL else 0)
+        except TimeoutError:  # an online run, only: see `wandb_runs.online_finish_timeout_s`
+            if self.on_timeout is not None:
+                self.on_timeout(self.run)
         except Exception as e:
             log.warning("W&B run %s did not finish cleanly: %s", self.run.id, e)
 

@@ -21,6 +21,7 @@ __all__ = [
     "api_key",
     "init_run",
     "netrc_machine",
+    "online_finish_timeout_s",
     "online_init_timeout_s",
     "run_id",
     "wandb_dir",
@@ -34,6 +35,10 @@ RUN_ID_ATTR = "wandb_run_id"  # the trial's user attr that links it to its run
 # W&B's default is 90 s: a trial would wait that long before it went offline. W&B's own
 # WANDB_INIT_TIMEOUT, where set (a slow link), is honoured instead.
 ONLINE_INIT_TIMEOUT_S = 15.0
+# W&B's default is to wait as long as it takes: a rate-limited or failing server (429s, 5xx
+# retried with backoff) held the trial, and its worker, in `run.finish()` for good.
+# WANDB_FINISH_TIMEOUT, where set, is honoured instead.
+ONLINE_FINISH_TIMEOUT_S = 30.0
 # W&B keeps an offline run's records in memory and writes them every 15 s by default, so a trial
 # killed sooner (OOM, `docker kill`) would leave an empty run: every 2 s, as the CSV curves are
 # written, keeps all but its last 2 s.
@@ -106,6 +111,11 @@ def online_init_timeout_s() -> float:
     return float(os.environ.get("WANDB_INIT_TIMEOUT", ONLINE_INIT_TIMEOUT_S))
 
 
+def online_finish_timeout_s() -> float:
+    """How long an online run's ``finish`` may wait for W&B to take its last data."""
+    return float(os.environ.get("WANDB_FINISH_TIMEOUT", ONLINE_FINISH_TIMEOUT_S))
+
+
 def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
     """``wandb.init(**settings)``: online if asked and possible, else offline.
 
@@ -118,8 +128,13 @@ def init_run(settings: dict[str, Any], online: bool) -> tuple[Any, bool]:
 
     if online:
         try:
-            quick = wandb.Settings(init_timeout=online_init_timeout_s(), **RUN_SETTINGS)
-            return wandb.init(mode="online", settings=quick, **settings), True
+            bounded = wandb.Settings(
+                init_timeout=online_init_timeout_s(),
+                finish_timeout=online_finish_timeout_s(),
+                finish_timeout_raises=True,  # `TrialRun.finish` turns later runs offline
+                **RUN_SETTINGS,
+            )
+            return wandb.init(mode="online", settings=bounded, **settings), True
         except Exception as e:  # W&B raises many kinds; every one means: go on offline
             reason = (str(e).splitlines() or [type(e).__name__])[0]  # not W&B's advice lines
             log.warning("W&B online failed (%s); logging offline from now on", reason)
