@@ -9,6 +9,7 @@ again at any time (same run id: it is replaced).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -20,8 +21,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from trainer.spec import ExperimentSpec
-from trainer.wandb_runs import init_run, run_id, wandb_dir, wants_online
+from trainer.wandb_runs import (
+    init_run,
+    online_finish_timeout_s,
+    run_id,
+    wandb_dir,
+    wants_online,
+)
 
+from orchestrator.errors import BackendError
 from orchestrator.reading import opened, spec_of, trial_note
 
 __all__ = ["LoggedRun", "log_study_run", "log_study_run_at", "trial_columns", "trial_rows"]
@@ -80,13 +88,19 @@ def log_study_run_at(url: str, name: str, runs_dir: Path) -> LoggedRun:
 
     Raises:
         ConfigError: No such study, or one not made by hpo.
+        BackendError: W&B did not take the run's data in time.
     """
     with opened(url, name) as study:
         return log_study_run(study, spec_of(study), runs_dir)
 
 
 def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> LoggedRun:
-    """Log the study run: online with a key (if W&B answers), else offline in the run folder."""
+    """Log the study run: online with a key (if W&B answers), else offline in the run folder.
+
+    Raises:
+        BackendError: W&B refused the run's data, or did not take it within
+            ``online_finish_timeout_s``.
+    """
     import wandb  # the host needs it only here
 
     trials = study.get_trials(deepcopy=False)
@@ -113,7 +127,29 @@ def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> 
         dir=str(folder),
     )
     run, online = init_run(settings, wants_online())
-    metrics = spec.objective.metrics
+    try:
+        run.log(_charts(study, trials, spec.objective.metrics))
+        run.summary.update(_summary(study, trials))
+        run.finish()
+    except TimeoutError:  # online only: W&B would otherwise wait as long as it takes
+        raise BackendError(
+            f"W&B did not take the study run's data within {online_finish_timeout_s():g} s "
+            f"(rate-limited or failing?); it is kept in {run.dir}."
+        ) from None
+    except wandb.errors.Error as e:  # e.g. the server refused the key while tables uploaded
+        with contextlib.suppress(Exception):
+            run.finish(exit_code=1)
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise BackendError(f"W&B refused the study run: {reason}") from None
+    return LoggedRun(str(run.id), online)
+
+
+def _charts(
+    study: optuna.Study, trials: list[FrozenTrial], metrics: tuple[str, ...]
+) -> dict[str, Any]:
+    """The table of trials, and the best-so-far and importance charts where they apply."""
+    import wandb
+
     columns: list[str | int] = [*trial_columns(metrics)]
     table = wandb.Table(columns=columns, data=trial_rows(trials, len(metrics)))
     charts: dict[str, Any] = {"trials": table}
@@ -129,10 +165,7 @@ def log_study_run(study: optuna.Study, spec: ExperimentSpec, runs_dir: Path) -> 
         charts["importance"] = wandb.plot.bar(
             ranked, "param", "importance", title=f"importance for {metrics[0]}"
         )
-    run.log(charts)
-    run.summary.update(_summary(study, trials))
-    run.finish()
-    return LoggedRun(str(run.id), online)
+    return charts
 
 
 def _best_so_far(study: optuna.Study, trials: list[FrozenTrial]) -> list[list[float]]:

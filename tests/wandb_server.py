@@ -2,11 +2,13 @@
 ``wandb sync``, recording what arrives so a test can compare it with the study.
 
 W&B has no local server that runs without its own Docker image, so the online path (a worker
-with a key, ``hpo sync``) would otherwise be tested only failing. This speaks the three parts of
-the API that a run uses, as wandb-core 0.31 calls them: GraphQL mutations (``UpsertBucket``
-creates or updates a run, ``CreateRunFiles`` hands out upload URLs), the file stream (history
-rows, summary and exit code, each file's lines sent from an offset), and the uploads (``PUT``).
-Anything else is answered with empty data: W&B's telemetry, server-feature queries.
+with a key, the study run, ``hpo sync``) would otherwise be tested only failing. This answers the
+calls wandb 0.31 makes for a run: GraphQL (``UpsertBucket`` creates or updates a run,
+``CreateRunFiles`` hands out upload URLs, ``Viewer`` says whose the key is, and the artifact
+steps a logged table takes), the file stream (history rows, summary and exit code, each file's
+lines sent from an offset), and the uploads (``PUT``). Anything else gets empty data: W&B's
+telemetry, server-feature queries. It can also answer 429 Too Many Requests, as W&B does when
+rate-limited, and refuse the key.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from typing import Any
 
 __all__ = ["ServerRun", "WandbStandIn", "wandb_stand_in"]
 
+VIEWER = {
+    "id": "VXNlcjox",
+    "entity": "hpo",
+    "username": "hpo",
+    "email": "hpo@127.0.0.1",
+    "flags": "{}",
+    "teams": {"edges": []},
+}
 HISTORY = "wandb-history.jsonl"
+
+
 SUMMARY = "wandb-summary.json"
 
 
@@ -68,8 +80,30 @@ class WandbStandIn:
         self.artifacts: list[str] = []  # collection names, in order (a logged table is one)
         self.limit_next = 0  # answer this many more posts with 429 Too Many Requests, as W&B may
         self.limited = 0  # posts answered so
+        self.known_key = True  # False: `Viewer` finds no account for the key
         self.url = ""
         self._lock = threading.Lock()
+
+    def graphql(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The ``data`` of the answer to one GraphQL request; empty for what it does not know."""
+        operation = request.get("operationName") or _operation(request["query"])
+        given = request.get("variables") or {}
+        if operation == "Viewer":  # whose the key is
+            return {"viewer": VIEWER if self.known_key else None}
+        if operation == "ArtifactType":  # of an artifact not logged before: none
+            return {"project": {"artifact": None}}
+        if operation == "CommitArtifact":
+            return {
+                "commitArtifact": {"artifact": {"id": given["artifactID"], "state": "COMMITTED"}}
+            }
+        steps = {
+            "UpsertBucket": self.upsert,
+            "CreateRunFiles": self.run_files,
+            "CreateArtifact": lambda given: self.create_artifact(given["input"]),
+            "CreateArtifactFiles": self.artifact_files,
+            "CreateArtifactManifest": self.artifact_manifest,
+        }
+        return steps[operation](given) if operation in steps else {}
 
     def rate_limited(self) -> bool:
         """Whether to refuse this post with 429 (one of the next ``limit_next``)."""
@@ -134,6 +168,29 @@ class WandbStandIn:
         }
         return {"createArtifact": {"artifact": artifact}}
 
+    def artifact_files(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``CreateArtifactFiles``: where to upload each file of an artifact."""
+        files = [
+            {"node": {**self._upload_target(f["name"]), "uploadMultipartUrls": None}}
+            for f in given["input"]["artifactFiles"]
+        ]
+        return {"createArtifactFiles": {"files": {"edges": files}}}
+
+    def artifact_manifest(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``CreateArtifactManifest``: where to upload an artifact's manifest."""
+        manifest = {"id": "TWFuaWZlc3Q6MQ==", "file": self._upload_target(given["name"])}
+        return {"createArtifactManifest": {"artifactManifest": manifest}}
+
+    def _upload_target(self, name: str) -> dict[str, Any]:
+        return {
+            "id": "RmlsZTox",
+            "name": name,
+            "uploadUrl": f"{self.url}/upload/artifact/{name}",
+            "uploadHeaders": [],
+            "storagePath": name,
+            "artifact": {"id": "QXJ0aWZhY3Q6MQ=="},
+        }
+
     def stream(self, run_id: str, body: dict[str, Any]) -> None:
         """A file-stream post: each file's lines from its offset, and the exit code at the end."""
         with self._lock:
@@ -171,16 +228,7 @@ def _handler(state: WandbStandIn) -> type[BaseHTTPRequestHandler]:
             parts = self.path.split("?")[0].strip("/").split("/")
             data: dict[str, Any] = {}
             if parts == ["graphql"]:
-                request = json.loads(body)
-                operation = request.get("operationName")
-                if operation == "UpsertBucket":
-                    data = {"data": state.upsert(request["variables"])}
-                elif operation == "CreateRunFiles":
-                    data = {"data": state.run_files(request["variables"])}
-                elif operation == "CreateArtifact":
-                    data = {"data": state.create_artifact(request["variables"]["input"])}
-                else:
-                    data = {"data": {}}
+                data = {"data": state.graphql(json.loads(body))}
             elif len(parts) == 5 and parts[0] == "files" and parts[4] == "file_stream":
                 state.stream(parts[3], json.loads(body))
                 data = {"exitcode": None, "limits": {}}
@@ -217,6 +265,12 @@ def _handler(state: WandbStandIn) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _operation(query: str) -> str:
+    """A GraphQL request's operation name, from its text (``query Name(...)``)."""
+    words = query.replace("(", " ").replace("{", " ").split()
+    return words[1] if len(words) > 1 and words[0] in ("query", "mutation") else ""
 
 
 class _Server(ThreadingHTTPServer):

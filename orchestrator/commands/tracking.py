@@ -90,8 +90,15 @@ def _trial_states(url: str, name: str) -> dict[int, TrialState]:
 
 
 def _wandb_sync(folders: Sequence[Path]) -> int:
-    command = [str(Path(sys.executable).parent / "wandb"), "sync", *map(str, folders)]
-    return subprocess.run(command, check=False).returncode
+    """``wandb sync``, run from the study's folder.
+
+    It writes its own logs into ``./wandb``: the study's W&B folder then, not a new ``wandb/``
+    in whatever folder hpo was run from.
+    """
+    study_folder = folders[0].parent.parent
+    command = [str(Path(sys.executable).parent / "wandb"), "sync"]
+    command += [str(folder.resolve()) for folder in folders]
+    return subprocess.run(command, cwd=study_folder, check=False).returncode
 
 
 def _runs(runs: list[OfflineRun], names: dict[str, str]) -> str:

@@ -91,11 +91,16 @@ def test_sync_uploads_each_ended_run_once_and_one_without_records_holds_none_bac
         monkeypatch.setenv("WANDB_API_KEY", KEY)
         monkeypatch.setenv("WANDB_BASE_URL", server.url)
         command = [HPO, "sync", "tracked", "--runs-dir", str(tmp_path)]
-        first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        here = tmp_path / "here"  # where the user runs it
+        here.mkdir()
+        first = subprocess.run(
+            command, capture_output=True, text=True, timeout=300, check=False, cwd=here
+        )
         upserts = {ident: run.upserts for ident, run in server.runs.items()}
         again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
     assert first.returncode == 0, first.stdout + first.stderr
+    assert not list(here.iterdir())  # `wandb sync` keeps its logs in the study's folder
     assert f"uploaded 6 W&B run(s) of tracked to {server.url}" in first.stdout
     assert "warning: 1 W&B run(s) (trial 5) not uploaded: no records." in first.stderr
     study_run = run_id("tracked", "study")
@@ -199,6 +204,10 @@ def test_with_a_key_every_run_goes_online_as_its_trial_runs(
         assert {name: sent.param(name) for name in trial.params} == trial.params
         assert [row["epoch"] for row in sent.history if "val_loss" in row] == [0, 1, 2]
         assert (sent.summary["state"], sent.exit_code) == ("COMPLETE", 0)
+    study_run = server.runs[run_id("online", "study")]
+    assert study_run.history[-1]["trials"]["nrows"] == 2
+    assert study_run.summary["n_complete"] == 2 and study_run.exit_code == 0
+    assert "warning" not in result.stdout + result.stderr
     assert not list((tmp_path / "online" / "wandb").glob("offline-run-*"))  # nothing to sync
     assert server.keys == {KEY}
     assert (

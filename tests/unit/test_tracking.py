@@ -13,6 +13,7 @@ from unittest.mock import patch
 
 import optuna
 import pytest
+import wandb
 from lightning.pytorch.loggers import WandbLogger
 from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
@@ -25,7 +26,8 @@ from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wan
 from trainer.tracking import StepWandbLogger, Tracker
 from trainer.wandb_runs import RUN_ID_ATTR, api_key, run_id, wants_online
 
-import wandb
+from orchestrator import study_run
+from orchestrator.errors import BackendError
 from orchestrator.offline_runs import RUN_FILE_HEADER_BYTES
 from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
@@ -397,3 +399,49 @@ def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
     assert not tracker.online
     (offline,) = read_runs(tmp_path / "st" / "wandb")  # the second trial's, written offline
     assert offline.id == run_id("st", 1)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_wandb")
+def test_a_study_run_w_and_b_will_not_take_is_one_error_naming_where_it_is_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    study = optuna.create_study(study_name="so", direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1), 3)
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)
+        started = study_run.init_run
+
+        def rate_limited_at_finish(*args: Any) -> Any:
+            run, online = started(*args)
+            finish = run.finish
+
+            def finish_rate_limited(*args: Any, **kwargs: Any) -> Any:
+                server.limit_next = 10**9  # from now on, every post gets 429
+                return finish(*args, **kwargs)
+
+            run.finish = finish_rate_limited
+            return run, online
+
+        monkeypatch.setattr(study_run, "init_run", rate_limited_at_finish)
+        with pytest.raises(BackendError, match=r"W&B did not take the study run's data within 2 s"):
+            log_study_run(study, _spec(), tmp_path)
+    assert run_id("so", "study") in server.runs  # it was online, then W&B stopped taking data
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_wandb")
+def test_a_study_run_w_and_b_refuses_is_one_error_and_the_run_is_finished(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    study = optuna.create_study(study_name="so", direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1), 3)
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        server.known_key = False  # the run starts; its tables' upload asks whose key it is
+        with pytest.raises(BackendError, match=r"^W&B refused the study run: .*credentials"):
+            log_study_run(study, _spec(), tmp_path)
+    assert server.runs[run_id("so", "study")].exit_code == 1
