@@ -88,7 +88,7 @@ def log_study_run_at(url: str, name: str, runs_dir: Path) -> LoggedRun:
 
     Raises:
         ConfigError: No such study, or one not made by hpo.
-        BackendError: W&B did not take the run's data in time.
+        BackendError: W&B refused the run's data, or did not take it in time.
     """
     with opened(url, name) as study:
         return log_study_run(study, spec_of(study), runs_dir)
