@@ -33,7 +33,12 @@ def logs(
         int | None, typer.Option(min=0, help="Only this worker (default: all).")
     ] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Keep printing new lines, until the study's workers here have ended.",
+        ),
     ] = False,
     runs_dir: RunsDir = Path("hpo-runs"),
 ) -> None:
@@ -47,23 +52,36 @@ def logs(
     if containers:
         _print_container_logs(containers, follow=follow)
         return
-    paths = worker_log_paths(runs_dir / study, worker)
-    if not paths:
+    if not worker_log_paths(runs_dir / study, worker):
         guard(_no_logs, runs_dir / study, f"worker-{'*' if worker is None else worker}.log")
-    offsets = dict.fromkeys(paths, 0)
+    offsets: dict[Path, int] = {}
+    instance = Instance.from_env().name
     while True:
+        # Asked before reading: the lines a worker wrote as it ended are read once more.
+        running = follow and bool(find_local_workers(study, instance))
+        paths = worker_log_paths(runs_dir / study, worker)  # a restarted worker adds one
         for path in paths:
-            with path.open(errors="replace") as f:
-                f.seek(offsets[path])
-                for line in f:
-                    prefix = f"{path.stem}| " if len(paths) > 1 else ""
-                    stdout.print(
-                        prefix + line.rstrip("\n"), markup=False, highlight=False, soft_wrap=True
-                    )
-                offsets[path] = f.tell()
-        if not follow:
+            prefix = f"{path.stem}| " if len(paths) > 1 else ""
+            offsets[path] = _print_from(path, offsets.get(path, 0), prefix, whole=running)
+        if not running:
             return
         time.sleep(FOLLOW_POLL_S)
+
+
+def _print_from(path: Path, offset: int, prefix: str, *, whole: bool) -> int:
+    """Print ``path``'s lines from byte ``offset`` on; the offset reached.
+
+    With ``whole``, a last line still being written waits for its end (the next call).
+    """
+    with path.open("rb") as f:
+        f.seek(offset)
+        for line in f:
+            if whole and not line.endswith(b"\n"):
+                break
+            text = prefix + line.decode(errors="replace").rstrip("\n")
+            stdout.print(text, markup=False, highlight=False, soft_wrap=True)
+            offset += len(line)
+    return offset
 
 
 def _containers_of(study: str, worker: int | None) -> list[Container]:

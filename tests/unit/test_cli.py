@@ -58,6 +58,42 @@ def test_logs_reads_the_worker_files_and_names_the_workers_there(
     assert missing.output.strip().endswith("its workers: 0, 1 (`--worker`).")
 
 
+def test_logs_follow_ends_once_the_studys_workers_here_have_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_containers_of", lambda study, worker: [])  # local workers
+    monkeypatch.setattr(workers, "FOLLOW_POLL_S", 0.0)
+    log = tmp_path / "s" / "worker-0.log"
+    log.parent.mkdir()
+    log.write_text("trial 0 COMPLETE\ntrial 1 COMPL")  # its last line half written
+
+    def append(path: Path, text: str) -> None:
+        with path.open("a") as f:
+            f.write(text)
+
+    later = [  # what the workers write before each poll
+        lambda: None,
+        lambda: [append(log, "ETE\n"), append(log.with_name("worker-1.log"), "w1 restarted\n")],
+        lambda: append(log, "stopping: done\n"),  # as it ends
+    ]
+
+    def workers_here(study: str, instance: str) -> list[int]:
+        if not later:
+            return []
+        later.pop(0)()
+        return [4242]
+
+    monkeypatch.setattr(workers, "find_local_workers", workers_here)
+    shown = runner.invoke(app, ["logs", "s", "--follow", "--runs-dir", str(tmp_path)])
+    assert shown.exit_code == 0
+    assert shown.output.splitlines() == [
+        "trial 0 COMPLETE",
+        "worker-0| trial 1 COMPLETE",
+        "worker-1| w1 restarted",
+        "worker-0| stopping: done",
+    ]
+
+
 def test_experiments_lists_digits() -> None:
     result = runner.invoke(app, ["experiments"])
     assert result.exit_code == 0
