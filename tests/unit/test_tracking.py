@@ -33,11 +33,11 @@ from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
 from tests.fronts import VALUES, tell_values, two_objective_spec
 from tests.wandb_records import read_runs
-from tests.wandb_server import wandb_stand_in
+from tests.wandb_server import WandbStandIn, wandb_stand_in
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 
@@ -52,6 +52,21 @@ def fresh_wandb() -> Iterator[None]:
     wandb.teardown()
     yield
     wandb.teardown()
+
+
+@pytest.fixture
+def online(fresh_wandb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[WandbStandIn]:
+    """W&B with a key, online at the stand-in for its server on 127.0.0.1."""
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        yield server
+
+
+def _three_trials() -> optuna.Study:
+    study = optuna.create_study(study_name="so", direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1), 3)
+    return study
 
 
 def _spec(tracking: Tracking | None = None, epochs: int = 3) -> ExperimentSpec:
@@ -366,35 +381,34 @@ def test_a_run_writes_its_records_while_its_trial_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("fresh_wandb")
 def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    online: WandbStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     spec = _spec(epochs=2)
     tracker = Tracker(spec, "st", tmp_path, 0, online=True)
     runner = TrialRunner(spec, "st", tmp_path, threads=1, tracker=tracker)
     study = optuna.create_study(study_name="st", direction="maximize")
-    with wandb_stand_in() as server:
-        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
-        monkeypatch.setenv("WANDB_BASE_URL", server.url)
-        monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)  # hpo's, not W&B's
-        start = tracker.start
+    monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)  # hpo's, not W&B's
+    start = tracker.start
 
-        def start_then_rate_limit(*args: Any) -> Any:
-            run = start(*args)
-            server.limit_next = 10**9  # from now on, every post gets 429 Too Many Requests
-            return run
+    def start_then_rate_limit(*args: Any) -> Any:
+        run = start(*args)
+        online.limit_next = 10**9  # from now on, every post gets 429 Too Many Requests
+        return run
 
-        monkeypatch.setattr(tracker, "start", start_then_rate_limit)
-        optimizing = threading.Thread(
-            target=study.optimize, args=(runner,), kwargs={"n_trials": 2}, daemon=True
-        )
-        optimizing.start()
-        optimizing.join(timeout=120)
-        assert not optimizing.is_alive(), "W&B held a trial in run.finish()"
+    monkeypatch.setattr(tracker, "start", start_then_rate_limit)
+    optimizing = threading.Thread(
+        target=study.optimize, args=(runner,), kwargs={"n_trials": 2}, daemon=True
+    )
+    optimizing.start()
+    optimizing.join(timeout=120)
+    assert not optimizing.is_alive(), "W&B held a trial in run.finish()"
 
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
-    assert server.limited > 0 and run_id("st", 0) in server.runs
+    assert online.limited > 0 and run_id("st", 0) in online.runs
     assert "W&B did not take run" in caplog.text and "Logging offline from now on" in caplog.text
     assert not tracker.online
     (offline,) = read_runs(tmp_path / "st" / "wandb")  # the second trial's, written offline
@@ -402,46 +416,34 @@ def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("fresh_wandb")
 def test_a_study_run_w_and_b_will_not_take_is_one_error_naming_where_it_is_kept(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    online: WandbStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    study = optuna.create_study(study_name="so", direction="maximize")
-    study.optimize(lambda t: t.suggest_float("lr", 0, 1), 3)
-    with wandb_stand_in() as server:
-        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
-        monkeypatch.setenv("WANDB_BASE_URL", server.url)
-        monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)
-        started = study_run.init_run
+    monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)
+    started = study_run.init_run
 
-        def rate_limited_at_finish(*args: Any) -> Any:
-            run, online = started(*args)
-            finish = run.finish
+    def rate_limited_at_finish(*args: Any) -> Any:
+        run, is_online = started(*args)
+        finish = run.finish
 
-            def finish_rate_limited(*args: Any, **kwargs: Any) -> Any:
-                server.limit_next = 10**9  # from now on, every post gets 429
-                return finish(*args, **kwargs)
+        def finish_rate_limited(*args: Any, **kwargs: Any) -> Any:
+            online.limit_next = 10**9  # from now on, every post gets 429
+            return finish(*args, **kwargs)
 
-            run.finish = finish_rate_limited
-            return run, online
+        run.finish = finish_rate_limited
+        return run, is_online
 
-        monkeypatch.setattr(study_run, "init_run", rate_limited_at_finish)
-        with pytest.raises(BackendError, match=r"W&B did not take the study run's data within 2 s"):
-            log_study_run(study, _spec(), tmp_path)
-    assert run_id("so", "study") in server.runs  # it was online, then W&B stopped taking data
+    monkeypatch.setattr(study_run, "init_run", rate_limited_at_finish)
+    with pytest.raises(BackendError, match=r"W&B did not take the study run's data within 2 s"):
+        log_study_run(_three_trials(), _spec(), tmp_path)
+    assert run_id("so", "study") in online.runs  # it was online, then W&B stopped taking data
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("fresh_wandb")
 def test_a_study_run_w_and_b_refuses_is_one_error_and_the_run_is_finished(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    online: WandbStandIn, tmp_path: Path
 ) -> None:
-    study = optuna.create_study(study_name="so", direction="maximize")
-    study.optimize(lambda t: t.suggest_float("lr", 0, 1), 3)
-    with wandb_stand_in() as server:
-        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
-        monkeypatch.setenv("WANDB_BASE_URL", server.url)
-        server.known_key = False  # the run starts; its tables' upload asks whose key it is
-        with pytest.raises(BackendError, match=r"^W&B refused the study run: .*credentials"):
-            log_study_run(study, _spec(), tmp_path)
-    assert server.runs[run_id("so", "study")].exit_code == 1
+    online.known_key = False  # the run starts; its tables' upload asks whose key it is
+    with pytest.raises(BackendError, match=r"^W&B refused the study run: .*credentials"):
+        log_study_run(_three_trials(), _spec(), tmp_path)
+    assert online.runs[run_id("so", "study")].exit_code == 1
