@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import wandb
 from omegaconf import DictConfig, open_dict
 from trainer import experiment
+
+from tests.wandb_server import KEY, WandbStandIn, wandb_stand_in
 
 ComposeFn = Callable[..., DictConfig]
 
@@ -21,6 +24,27 @@ def no_wandb_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+
+
+@pytest.fixture
+def fresh_wandb() -> Iterator[None]:
+    """W&B set up anew from this test's environment, and again after it.
+
+    W&B reads its server's URL when a process first uses it and keeps it: a test that points it
+    elsewhere would otherwise reach the server of an earlier test in the same process.
+    """
+    wandb.teardown()
+    yield
+    wandb.teardown()
+
+
+@pytest.fixture
+def wandb_online(fresh_wandb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[WandbStandIn]:
+    """W&B with a key (``KEY``), online at the stand-in for its server on 127.0.0.1."""
+    with wandb_stand_in() as server:
+        monkeypatch.setenv("WANDB_API_KEY", KEY)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        yield server
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ServerRun", "WandbStandIn", "wandb_stand_in"]
+__all__ = ["KEY", "ServerRun", "WandbStandIn", "wandb_stand_in"]
+
+KEY = "hpostandin" + "k" * 35  # the W&B key tests give (W&B wants 40+ characters)
 
 VIEWER = {
     "id": "VXNlcjox",

@@ -15,12 +15,11 @@ from trainer.wandb_runs import run_id
 
 from tests.integration.conftest import HPO, BuiltImage, Database, read_study
 from tests.wandb_records import read_runs
-from tests.wandb_server import wandb_stand_in
+from tests.wandb_server import KEY, WandbStandIn
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 BOGUS_KEY = "hpocanary" + "k" * 36  # 45 characters: W&B wants 40+ (after any `prefix-`)
-KEY = "hposync" + "s" * 38
 WANDB_SETTINGS = ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT")
 
 
@@ -77,7 +76,7 @@ def test_every_trial_logs_an_offline_run_matching_postgres(
 
 
 def test_sync_uploads_each_ended_run_once_and_one_without_records_holds_none_back(
-    database: Database, tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: Database, tracked: Path, tmp_path: Path, wandb_online: WandbStandIn
 ) -> None:
     wandb = shutil.copytree(tracked / "tracked", tmp_path / "tracked", symlinks=True) / "wandb"
     offline = {run.id: run for run in read_runs(wandb)}
@@ -87,26 +86,24 @@ def test_sync_uploads_each_ended_run_once_and_one_without_records_holds_none_bac
     (killed_file,) = wandb.glob(f"offline-run-*-{killed}/run-{killed}.wandb")
     killed_file.write_bytes(killed_file.read_bytes()[:7])
     trials = [trial for trial in read_study(database, "tracked").trials if trial.number != 5]
-    with wandb_stand_in() as server:
-        monkeypatch.setenv("WANDB_API_KEY", KEY)
-        monkeypatch.setenv("WANDB_BASE_URL", server.url)
-        command = [HPO, "sync", "tracked", "--runs-dir", str(tmp_path)]
-        here = tmp_path / "here"  # where the user runs it
-        here.mkdir()
-        first = subprocess.run(
-            command, capture_output=True, text=True, timeout=300, check=False, cwd=here
-        )
-        upserts = {ident: run.upserts for ident, run in server.runs.items()}
-        again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    command = [HPO, "sync", "tracked", "--runs-dir", str(tmp_path)]
+    here = tmp_path / "here"  # where the user runs it
+    here.mkdir()
+    first = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, cwd=here
+    )
+    upserts = {ident: run.upserts for ident, run in wandb_online.runs.items()}
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
     assert first.returncode == 0, first.stdout + first.stderr
     assert not list(here.iterdir())  # `wandb sync` keeps its logs in the study's folder
-    assert f"uploaded 6 W&B run(s) of tracked to {server.url}" in first.stdout
+    assert f"uploaded 6 W&B run(s) of tracked to {wandb_online.url}" in first.stdout
     assert "warning: 1 W&B run(s) (trial 5) not uploaded: no records." in first.stderr
     study_run = run_id("tracked", "study")
-    assert set(server.runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {study_run}
+    ran = {trial.user_attrs["wandb_run_id"] for trial in trials}
+    assert set(wandb_online.runs) == ran | {study_run}
     for trial in trials:
-        sent = server.runs[trial.user_attrs["wandb_run_id"]]
+        sent = wandb_online.runs[trial.user_attrs["wandb_run_id"]]
         kept = offline[sent.id]
         assert (sent.group, sent.name, sent.job_type) == ("tracked", kept.name, "trial")
         assert {name: sent.param(name) for name in trial.params} == trial.params
@@ -115,14 +112,14 @@ def test_sync_uploads_each_ended_run_once_and_one_without_records_holds_none_bac
         ]
         assert sent.summary["state"] == trial.state.name
         assert sent.exit_code == (1 if trial.state is TrialState.FAIL else 0)
-    assert server.runs[study_run].job_type == "study"
-    assert server.runs[study_run].history[-1]["trials"]["nrows"] == 6
-    assert server.keys == {KEY}  # the key reached W&B, and W&B alone (see below)
+    assert wandb_online.runs[study_run].job_type == "study"
+    assert wandb_online.runs[study_run].history[-1]["trials"]["nrows"] == 6
+    assert wandb_online.keys == {KEY}  # the key reached W&B, and W&B alone (see below)
     assert KEY not in first.stdout + first.stderr
     assert again.returncode == 0, again.stdout + again.stderr
     assert "uploaded 0 W&B run(s) of tracked" in again.stdout
     assert "; 6 uploaded before" in again.stdout
-    assert {ident: run.upserts for ident, run in server.runs.items()} == upserts
+    assert {ident: run.upserts for ident, run in wandb_online.runs.items()} == upserts
 
 
 @pytest.mark.usefixtures("trainer_image")
@@ -179,23 +176,20 @@ def test_online_without_network_still_completes_and_hides_the_key(
 
 
 def test_with_a_key_every_run_goes_online_as_its_trial_runs(
-    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: Database, tmp_path: Path, wandb_online: WandbStandIn
 ) -> None:
     command = [HPO, "launch", "--backend", "local", "--study", "online", "--workers", "1"]
     command += ["--trials", "2", "--runs-dir", str(tmp_path), "--pruner", "none"]
     command += ["trainer.max_epochs=3"]
-    with wandb_stand_in() as server:
-        monkeypatch.setenv("WANDB_API_KEY", KEY)
-        monkeypatch.setenv("WANDB_BASE_URL", server.url)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
     trials = read_study(database, "online").trials
-    assert set(server.runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {
+    assert set(wandb_online.runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {
         run_id("online", "study")
     }
     for trial in trials:
-        sent = server.runs[trial.user_attrs["wandb_run_id"]]
+        sent = wandb_online.runs[trial.user_attrs["wandb_run_id"]]
         assert (sent.group, sent.name, sent.job_type) == (
             "online",
             f"online-t{trial.number}",
@@ -204,12 +198,12 @@ def test_with_a_key_every_run_goes_online_as_its_trial_runs(
         assert {name: sent.param(name) for name in trial.params} == trial.params
         assert [row["epoch"] for row in sent.history if "val_loss" in row] == [0, 1, 2]
         assert (sent.summary["state"], sent.exit_code) == ("COMPLETE", 0)
-    study_run = server.runs[run_id("online", "study")]
+    study_run = wandb_online.runs[run_id("online", "study")]
     assert study_run.history[-1]["trials"]["nrows"] == 2
     assert study_run.summary["n_complete"] == 2 and study_run.exit_code == 0
     assert "warning" not in result.stdout + result.stderr
     assert not list((tmp_path / "online" / "wandb").glob("offline-run-*"))  # nothing to sync
-    assert server.keys == {KEY}
+    assert wandb_online.keys == {KEY}
     assert (
         KEY
         not in result.stdout + result.stderr + (tmp_path / "online" / "worker-0.log").read_text()

@@ -6,14 +6,12 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import optuna
 import pytest
-import wandb
 from lightning.pytorch.loggers import WandbLogger
 from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
@@ -33,34 +31,13 @@ from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
 from tests.fronts import VALUES, tell_values, two_objective_spec
 from tests.wandb_records import read_runs
-from tests.wandb_server import WandbStandIn, wandb_stand_in
+from tests.wandb_server import WandbStandIn
 
 
 @pytest.fixture(autouse=True)
 def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def fresh_wandb() -> Iterator[None]:
-    """W&B set up anew from this test's environment, and again after it.
-
-    W&B reads its server's URL when a process first uses it and keeps it: a test that points it
-    elsewhere would otherwise reach the server of an earlier test in the same process.
-    """
-    wandb.teardown()
-    yield
-    wandb.teardown()
-
-
-@pytest.fixture
-def online(fresh_wandb: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[WandbStandIn]:
-    """W&B with a key, online at the stand-in for its server on 127.0.0.1."""
-    with wandb_stand_in() as server:
-        monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
-        monkeypatch.setenv("WANDB_BASE_URL", server.url)
-        yield server
 
 
 def _three_trials() -> optuna.Study:
@@ -382,7 +359,7 @@ def test_a_run_writes_its_records_while_its_trial_runs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
-    online: WandbStandIn,
+    wandb_online: WandbStandIn,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -396,7 +373,7 @@ def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
 
     def start_then_rate_limit(*args: Any) -> Any:
         run = start(*args)
-        online.limit_next = 10**9  # from now on, every post gets 429 Too Many Requests
+        wandb_online.limit_next = 10**9  # from now on, every post gets 429 Too Many Requests
         return run
 
     monkeypatch.setattr(tracker, "start", start_then_rate_limit)
@@ -408,7 +385,7 @@ def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
     assert not optimizing.is_alive(), "W&B held a trial in run.finish()"
 
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
-    assert online.limited > 0 and run_id("st", 0) in online.runs
+    assert wandb_online.limited > 0 and run_id("st", 0) in wandb_online.runs
     assert "W&B did not take run" in caplog.text and "Logging offline from now on" in caplog.text
     assert not tracker.online
     (offline,) = read_runs(tmp_path / "st" / "wandb")  # the second trial's, written offline
@@ -417,7 +394,7 @@ def test_a_run_w_and_b_will_not_take_ends_in_time_and_later_runs_go_offline(
 
 @pytest.mark.slow
 def test_a_study_run_w_and_b_will_not_take_is_one_error_naming_where_it_is_kept(
-    online: WandbStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    wandb_online: WandbStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(wandb_runs, "ONLINE_FINISH_TIMEOUT_S", 2.0)
     started = study_run.init_run
@@ -427,7 +404,7 @@ def test_a_study_run_w_and_b_will_not_take_is_one_error_naming_where_it_is_kept(
         finish = run.finish
 
         def finish_rate_limited(*args: Any, **kwargs: Any) -> Any:
-            online.limit_next = 10**9  # from now on, every post gets 429
+            wandb_online.limit_next = 10**9  # from now on, every post gets 429
             return finish(*args, **kwargs)
 
         run.finish = finish_rate_limited
@@ -436,14 +413,14 @@ def test_a_study_run_w_and_b_will_not_take_is_one_error_naming_where_it_is_kept(
     monkeypatch.setattr(study_run, "init_run", rate_limited_at_finish)
     with pytest.raises(BackendError, match=r"W&B did not take the study run's data within 2 s"):
         log_study_run(_three_trials(), _spec(), tmp_path)
-    assert run_id("so", "study") in online.runs  # it was online, then W&B stopped taking data
+    assert run_id("so", "study") in wandb_online.runs  # it was online, then W&B stopped taking data
 
 
 @pytest.mark.slow
 def test_a_study_run_w_and_b_refuses_is_one_error_and_the_run_is_finished(
-    online: WandbStandIn, tmp_path: Path
+    wandb_online: WandbStandIn, tmp_path: Path
 ) -> None:
-    online.known_key = False  # the run starts; its tables' upload asks whose key it is
+    wandb_online.known_key = False  # the run starts; its tables' upload asks whose key it is
     with pytest.raises(BackendError, match=r"^W&B refused the study run: .*credentials"):
         log_study_run(_three_trials(), _spec(), tmp_path)
-    assert online.runs[run_id("so", "study")].exit_code == 1
+    assert wandb_online.runs[run_id("so", "study")].exit_code == 1
