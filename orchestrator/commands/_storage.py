@@ -7,6 +7,7 @@ shows in ``docker inspect``, a process list or a compose file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -62,6 +63,50 @@ def resolve_storage_pair(explicit: str | None, *, start: bool) -> tuple[str, str
             )
             managed.up(image)
     return managed.url(reveal=True), managed.url(reveal=True, from_network=True)
+
+
+def check_reachable_from_containers(explicit: str) -> None:
+    """Refuse a ``--storage`` host that only this machine can reach, before anything starts.
+
+    Inside a worker container, 127.0.0.1 and ``localhost`` are the container itself, and a URL
+    with no host is this machine's Unix socket: every worker would fail to connect, after the
+    study was created. A URL that is not Postgres's is left to the checks that refuse it.
+
+    Raises:
+        ConfigError: The URL's host is a loopback or unspecified address, or missing.
+    """
+    try:
+        url = make_url(explicit)
+    except ArgumentError:
+        return
+    if not url.drivername.startswith("postgres"):  # SQLite and the like: refused later, as such
+        return
+    host = url.host or url.query.get("host")  # libpq also takes `?host=`
+    if isinstance(host, tuple):  # `?host=a&host=b`: libpq tries each in turn
+        host = host[0]
+    if host and not host.startswith("/") and not _is_loopback(host):
+        return
+    where = (
+        f"`{host}`, which inside a worker container is the container itself"
+        if host and not host.startswith("/")
+        else "this machine's Unix socket, which worker containers cannot reach"
+    )
+    raise ConfigError(
+        f"`--storage` names {where}: give a host name or address the containers reach, "
+        "leave `--storage` out for the managed database, or use `--backend local`."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """``localhost`` (and its subdomains) or a loopback/unspecified IP, v4 or v6."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _with_driver(url: str) -> str:

@@ -18,7 +18,7 @@ from orchestrator import study as studies
 from orchestrator.backends import Backend, WorkerResources
 from orchestrator.commands import _launch_options as opt
 from orchestrator.commands._backend import BackendName, make_backend
-from orchestrator.commands._storage import resolve_storage_pair
+from orchestrator.commands._storage import check_reachable_from_containers, resolve_storage_pair
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.folders import check_writable_folder
@@ -64,6 +64,8 @@ def launch(
     guard(_check_workers, workers, force)
     if backend is BackendName.local:
         guard(_check_local_flags, detach=detach, image=image, memory=memory_per_worker)
+    elif storage:
+        guard(check_reachable_from_containers, storage)
     budget = guard(Budget, trials, timeout)
     resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
     tracker = guard(Tracking, tracking.value, wandb_project, wandb_entity)

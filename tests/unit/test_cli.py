@@ -193,3 +193,15 @@ def test_a_folder_that_cannot_be_made_is_one_line_before_the_database(
     assert result.exit_code == 2
     assert "cannot write in `/dev/null/" in result.output
     assert "(Not a directory); pass another `--" in result.output
+
+
+def test_launch_refuses_a_storage_on_this_hosts_loopback_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # any engine call fails
+    url = "postgresql+psycopg://hpo:pw@localhost:5432/hpo"
+    result = runner.invoke(app, ["launch", "--storage", url, "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: `--storage` names `localhost`, which inside a worker")
+    assert "pw" not in result.output
+    assert not list(tmp_path.iterdir())  # nothing started, not even the study's folder

@@ -93,3 +93,35 @@ def test_no_compose_context_outside_a_compose_container(tmp_path: Path) -> None:
     assert compose_context(_client(None), marker) is None  # a container the engine does not know
     plain = SimpleNamespace(labels={}, attrs={"NetworkSettings": {"Networks": {"bridge": {}}}})
     assert compose_context(_client(plain), marker) is None  # a container outside compose
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://hpo:pw@127.0.0.1:5432/hpo",
+        "postgresql://hpo:pw@localhost/hpo",
+        "postgres://hpo@db.localhost/hpo",
+        "postgresql+psycopg://hpo:pw@[::1]:5432/hpo",
+        "postgresql+psycopg://hpo:pw@0.0.0.0/hpo",
+        "postgresql+psycopg://hpo@/hpo",
+        "postgresql+psycopg://hpo@/hpo?host=/var/run/postgresql",
+        "postgresql+psycopg://hpo@/hpo?host=127.0.0.2",
+    ],
+)
+def test_a_storage_only_this_host_reaches_is_refused_for_containers(url: str) -> None:
+    with pytest.raises(ConfigError, match="`--storage` names .* `--backend local`"):
+        _storage.check_reachable_from_containers(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://hpo:pw@db:5432/hpo",
+        "postgresql://hpo@10.0.0.7/hpo",
+        "postgresql+psycopg://hpo@/hpo?host=db.example",
+        "sqlite:///study.db",  # not Postgres: refused by the storage check, as such
+        "not a url",
+    ],
+)
+def test_a_storage_containers_can_reach_passes(url: str) -> None:
+    _storage.check_reachable_from_containers(url)
