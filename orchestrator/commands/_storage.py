@@ -7,7 +7,6 @@ shows in ``docker inspect``, a process list or a compose file.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +19,7 @@ from orchestrator import engine, images
 from orchestrator.console import stdout
 from orchestrator.database import SCHEME, ManagedPostgres
 from orchestrator.errors import ConfigError
+from orchestrator.hosts import is_loopback
 from orchestrator.settings import POSTGRES_IMAGE, Instance, source_root
 
 PASSWORD_FILE_ENV = "HPO_STORAGE_PASSWORD_FILE"
@@ -84,7 +84,7 @@ def check_reachable_from_containers(explicit: str) -> None:
     host = url.host or url.query.get("host")  # libpq also takes `?host=`
     if isinstance(host, tuple):  # `?host=a&host=b`: libpq tries each in turn
         host = host[0]
-    if host and not host.startswith("/") and not _is_loopback(host):
+    if host and not host.startswith("/") and not is_loopback(host):
         return
     where = (
         f"`{host}`, which inside a worker container is the container itself"
@@ -95,18 +95,6 @@ def check_reachable_from_containers(explicit: str) -> None:
         f"`--storage` names {where}: give a host name or address the containers reach, "
         "leave `--storage` out for the managed database, or use `--backend local`."
     )
-
-
-def _is_loopback(host: str) -> bool:
-    """``localhost`` (and its subdomains) or a loopback/unspecified IP, v4 or v6."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
 
 
 def _with_driver(url: str) -> str:

@@ -7,11 +7,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 from trainer.signals import SignalledStop
 from trainer.spec import Budget, ExperimentSpec, Resilience, Tracking, check_wandb_names
 from trainer.storage import check_study_name
+from trainer.wandb_runs import wandb_url, wants_online
 
 from orchestrator import launch as launcher
 from orchestrator import study as studies
@@ -22,6 +24,7 @@ from orchestrator.commands._storage import check_reachable_from_containers, reso
 from orchestrator.console import guard, stderr, stdout
 from orchestrator.errors import ConfigError
 from orchestrator.folders import check_writable_folder
+from orchestrator.hosts import is_loopback
 from orchestrator.study_run import log_study_run_at
 from orchestrator.summary import print_summary
 
@@ -64,8 +67,6 @@ def launch(
     guard(_check_workers, workers, force)
     if backend is BackendName.local:
         guard(_check_local_flags, detach=detach, image=image, memory=memory_per_worker)
-    elif storage:
-        guard(check_reachable_from_containers, storage)
     budget = guard(Budget, trials, timeout)
     resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
     tracker = guard(Tracking, tracking.value, wandb_project, wandb_entity)
@@ -88,9 +89,13 @@ def launch(
     resources = guard(WorkerResources, cpus=cpus, memory=memory, gpus=gpus_per_worker)
     launch_id = uuid.uuid4().hex
     image = opt.DEFAULT_IMAGE if image is None else image
+    if backend is BackendName.docker and storage:
+        guard(check_reachable_from_containers, storage)
     runner = guard(make_backend, backend, name, image, resources, workers, launch_id=launch_id)
     url, network_url = guard(resolve_storage_pair, storage, start=True)
     guard(studies.check_connections, url, name, workers)
+    if backend is BackendName.docker and tracker.enabled:
+        _warn_of_a_wandb_server_on_loopback(name)
     plan = launcher.LaunchPlan(
         name,
         url,
@@ -209,6 +214,24 @@ def _check_local_flags(*, detach: bool, image: str | None, memory: str | None) -
             "`--memory-per-worker` needs the docker backend: local workers are processes of "
             "this machine, with no memory limit of their own."
         )
+
+
+def _warn_of_a_wandb_server_on_loopback(study: str) -> None:
+    """Say once, up front, why worker containers will log offline: W&B's server is on loopback.
+
+    Each worker would try it anyway (the key may name a server they reach another way) and go
+    offline after ``WANDB_INIT_TIMEOUT``, with a line in its log that the live view does not show.
+    """
+    server = wandb_url()
+    if not wants_online() or not is_loopback(urlsplit(server).hostname or ""):
+        return
+    stderr.print(
+        f"warning: W&B's server {server} (WANDB_BASE_URL) is on this host's loopback, which "
+        "worker containers cannot reach: their trial runs will be written offline; "
+        f"`hpo sync {study}` uploads them from here once the study ends (or `--backend local`).",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _log_study_run(url: str, name: str, runs_dir: Path) -> None:

@@ -158,6 +158,7 @@ def test_online_without_network_still_completes_and_hides_the_key(
             launch.kill()
             launch.communicate()
     assert launch.returncode == 0, output
+    assert "(WANDB_BASE_URL) is on this host's loopback, which worker containers" in output
     assert read_study(database, study).count(TrialState.COMPLETE) == 1
     log = (tmp_path / study / "worker-0.log").read_text()
     assert "W&B online failed (Timed out" in log  # it had the key: the network failed it

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
+from orchestrator.commands import launch as launch_command
 from orchestrator.commands import workers
 
 runner = CliRunner()
@@ -205,3 +206,42 @@ def test_launch_refuses_a_storage_on_this_hosts_loopback_before_anything_starts(
     assert result.output.startswith("error: `--storage` names `localhost`, which inside a worker")
     assert "pw" not in result.output
     assert not list(tmp_path.iterdir())  # nothing started, not even the study's folder
+
+
+@pytest.mark.parametrize(
+    ("base_url", "warned"),
+    [
+        ("http://localhost:8080", True),
+        ("http://127.0.0.1:8080", True),
+        ("http://wandb.internal:8080", False),
+        (None, False),  # W&B's cloud
+    ],
+)
+def test_a_wandb_server_on_loopback_is_named_once_before_docker_workers_start(
+    base_url: str | None,
+    warned: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    if base_url is None:
+        monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_BASE_URL", base_url)
+    launch_command._warn_of_a_wandb_server_on_loopback("s")
+    err = capsys.readouterr().err
+    assert ("worker containers cannot reach" in err) is warned
+    if warned:
+        assert f"warning: W&B's server {base_url} (WANDB_BASE_URL)" in err
+        assert "`hpo sync s` uploads them" in err
+
+
+def test_no_loopback_warning_when_workers_would_log_offline_anyway(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WANDB_BASE_URL", "http://localhost:8080")
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    launch_command._warn_of_a_wandb_server_on_loopback("s")
+    assert capsys.readouterr().err == ""

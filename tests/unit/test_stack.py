@@ -109,7 +109,7 @@ def test_no_compose_context_outside_a_compose_container(tmp_path: Path) -> None:
     ],
 )
 def test_a_storage_only_this_host_reaches_is_refused_for_containers(url: str) -> None:
-    with pytest.raises(ConfigError, match="`--storage` names .* `--backend local`"):
+    with pytest.raises(ConfigError, match=r"`--storage` names .* `--backend local`"):
         _storage.check_reachable_from_containers(url)
 
 

@@ -185,8 +185,9 @@ def test_bad_launch_input_exits_2_before_any_side_effect(
     args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An unreachable engine and storage prove nothing was contacted: the error comes first.
+    # (Not 127.0.0.1: docker workers could not reach it, itself an error, and an early one.)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@127.0.0.1:9/hpo")
+    monkeypatch.setenv("HPO_STORAGE", "postgresql+psycopg://hpo:x@hpo-db.invalid:9/hpo")
     result = CliRunner().invoke(app, ["launch", *args])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
