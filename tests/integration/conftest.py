@@ -205,6 +205,30 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
         remove_instance(instance)
 
 
+def local_launch(name: str, runs: Path, *args: str) -> list[str]:
+    """`hpo launch --backend local` of ``name`` with runs under ``runs``, seed 1, and ``args``."""
+    return [
+        HPO,
+        "launch",
+        "--backend",
+        "local",
+        "--study",
+        name,
+        "--runs-dir",
+        str(runs),
+        "--seed",
+        "1",
+        *args,
+    ]
+
+
+def workers_left(study: str) -> bool:
+    """Whether a worker process of ``study`` still runs on this machine."""
+    pattern = f"trainer.worker --study {study} "
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
+    return found.returncode == 0
+
+
 def read_study(database: Database, name: str) -> Snapshot:
     """Everything about a study, read through a storage that is closed afterwards."""
     storage = open_storage(database.url, name)

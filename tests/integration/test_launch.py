@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,22 +16,19 @@ from pathlib import Path
 import docker
 import optuna
 import pytest
-from optuna.storages import RDBStorage
 from optuna.trial import TrialState
-from trainer.budget import BudgetGate, Verdict
-from trainer.spec import Budget, Resilience
 from trainer.storage import open_storage
-from trainer.unclaimed import UNCLAIMED_REASON
 
 from orchestrator import reading
-from orchestrator.study import build_spec, create_or_resume
 from tests.integration.conftest import (
     HPO,
     Database,
     held,
+    local_launch,
     read_study,
     wait_for_running_trial,
     wait_for_state,
+    workers_left,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,28 +38,12 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 LONG_TRIAL_EPOCHS = 200
 
 
-def _launch(name: str, runs: Path, *args: str) -> list[str]:
-    return [
-        HPO,
-        "launch",
-        "--backend",
-        "local",
-        "--study",
-        name,
-        "--runs-dir",
-        str(runs),
-        "--seed",
-        "1",
-        *args,
-    ]
-
-
 def test_exact_budget_resume_pruning_and_no_password_anywhere(
     database: Database, tmp_path: Path
 ) -> None:
     outputs = []
     for budget in (12, 16, 20):
-        command = _launch("exact", tmp_path, "--workers", "2", "--trials", str(budget))
+        command = local_launch("exact", tmp_path, "--workers", "2", "--trials", str(budget))
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         outputs.append(result.stdout + result.stderr)
@@ -91,7 +71,9 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
     database: Database, tmp_path: Path
 ) -> None:
     # A grace of 30 s: only the launcher, seeing the worker die, can fail the trial within 5 s.
-    command = _launch("killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10")
+    command = local_launch(
+        "killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10"
+    )
     command += ["--grace", "30", "--pruner", "none", *held(hold := tmp_path / "hold")]
     with _running(command) as launch:
         victim = wait_for_running_trial(database, "killed", worker=0)
@@ -130,12 +112,12 @@ def test_a_study_deleted_while_it_runs_ends_the_launch_in_one_line(
     assert launch.returncode == 2, output
     assert "error: study `gone` was deleted from the database while it ran" in output
     assert "Traceback" not in output
-    assert not _workers_left("gone")
+    assert not workers_left("gone")
     log = (tmp_path / "gone" / "worker-0.log").read_text()
     assert "ERROR study `gone` was deleted from the database while it ran" in log
 
 
-def test_hpo_stop_from_another_terminal_stops_a_local_launch(
+def test_hpo_stop_from_another_terminal_stops_a_locallocal_launch(
     database: Database, tmp_path: Path
 ) -> None:
     with _one_held_worker(database, "halted", tmp_path) as (launch, held_trial):
@@ -147,7 +129,7 @@ def test_hpo_stop_from_another_terminal_stops_a_local_launch(
         output, _ = launch.communicate(timeout=60)
     assert launch.returncode == 1, output  # no trial completed
     assert "Traceback" not in output
-    assert not _workers_left("halted")
+    assert not workers_left("halted")
     trial = read_study(database, "halted").trials[held_trial]
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "worker stopped (SIGTERM)"
@@ -160,7 +142,7 @@ def _one_held_worker(
     database: Database, study: str, runs: Path
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """A one-worker local launch whose first trial is held running; the launch and that trial."""
-    command = _launch(study, runs, "--workers", "1", "--trials", "4", "--tracking", "none")
+    command = local_launch(study, runs, "--workers", "1", "--trials", "4", "--tracking", "none")
     with _running(command + held(runs / "hold")) as launch:
         yield launch, wait_for_running_trial(database, study, worker=0)
 
@@ -179,7 +161,9 @@ def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
-    command = _launch("restarted", tmp_path, "--workers", "2", "--trials", "6", "--pruner", "none")
+    command = local_launch(
+        "restarted", tmp_path, "--workers", "2", "--trials", "6", "--pruner", "none"
+    )
     command += [f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
     with _running(command) as launch:
         wait_for_running_trial(database, "restarted", worker=0)
@@ -193,94 +177,12 @@ def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
     assert snapshot.count(TrialState.RUNNING, TrialState.FAIL) == 0
 
 
-def test_budget_race_eight_workers_exactly_ten(database: Database) -> None:
-    """The budget gate itself, with an instant objective: 8 workers, budget 10, 20 times."""
-    for attempt in range(20):
-        name = f"race-{attempt}"
-        spec = build_spec(
-            "digits_mlp",
-            [],
-            budget=Budget(10),
-            sampler="random",
-            pruner="none",
-            seed=attempt,
-            resilience=Resilience(),
-        )
-        create_or_resume(database.url, name, spec, force=False)
-        workers = [
-            threading.Thread(target=_instant_worker, args=(database.url, name)) for _ in range(8)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=120)
-        snapshot = read_study(database, name)
-        assert snapshot.count(TrialState.COMPLETE) == 10, attempt
-        assert len(snapshot.trials) == 10, attempt
-
-
-def _instant_worker(url: str, name: str) -> None:
-    storage = open_storage(url, name)
-    try:
-        _pull_until_done(storage, name)
-    finally:
-        storage.engine.dispose()
-
-
-def _pull_until_done(storage: RDBStorage, name: str) -> None:
-    sampler = optuna.samplers.RandomSampler()
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-    gate = BudgetGate(storage.engine, storage.get_study_id_from_name(name), 10, 10, None)
-    while True:
-        reserved = gate.reserve(study)
-        if reserved is Verdict.WAIT:
-            time.sleep(0.01)
-            continue
-        if isinstance(reserved, Verdict):
-            return
-        study.tell(reserved.trial, reserved.trial.suggest_float("x", 0.0, 1.0))
-
-
-def test_a_reserved_trial_is_labelled_and_beating_a_retry_relabelled(database: Database) -> None:
-    """The gate's claim: labels as user attrs, a heartbeat row, and a retried trial (which
-    inherits its original's attrs) takes the new worker's labels."""
-    name = "claim"
-    spec = build_spec(
-        "digits_mlp", [], budget=Budget(5), sampler="random", pruner="none", seed=0,
-        resilience=Resilience(),
-    )  # fmt: skip
-    create_or_resume(database.url, name, spec, force=False)
-    storage = open_storage(database.url, name)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-        study_id = storage.get_study_id_from_name(name)
-        gate = BudgetGate(storage.engine, study_id, 5, 5, None)
-        first = gate.reserve(study, {"worker": 0, "host": "h0"})
-        assert not isinstance(first, Verdict)
-        number = first.trial.number
-        assert first.trial_id == storage.get_trial_id_from_study_id_trial_number(study_id, number)
-        assert storage.get_trial_user_attrs(first.trial_id) == {"worker": 0, "host": "h0"}
-        with storage.engine.connect() as connection:
-            beats = connection.exec_driver_sql(
-                f"SELECT count(*) FROM trial_heartbeats WHERE trial_id = {first.trial_id}"
-            ).scalar_one()
-        assert beats == 1
-        study.tell(first.trial, state=TrialState.FAIL)
-        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study.trials[0])
-        assert study.trials[1].user_attrs["worker"] == 0  # inherited: the claim must overwrite
-        second = gate.reserve(study, {"worker": 1, "host": "h1"})
-        assert not isinstance(second, Verdict)
-        attrs = storage.get_trial_user_attrs(second.trial_id)
-        assert (attrs["worker"], attrs["host"]) == (1, "h1")
-        assert second.trial.number == 1
-    finally:
-        storage.engine.dispose()
-
-
 def test_persistent_crash_is_retried_then_the_launch_stops(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("crashing", tmp_path, "--workers", "2", "--trials", "6", "--max-retry", "1")
+    command = local_launch(
+        "crashing", tmp_path, "--workers", "2", "--trials", "6", "--max-retry", "1"
+    )
     command += ["--max-failed", "3", "--pruner", "none"]
     command += ["model._target_=tests.integration.faults.CrashingMLP"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -301,7 +203,7 @@ def test_persistent_crash_is_retried_then_the_launch_stops(
 def test_too_many_workers_for_the_server_are_refused_before_anything(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("crowded", tmp_path, "--workers", "80", "--force", "--trials", "5")
+    command = local_launch("crowded", tmp_path, "--workers", "80", "--force", "--trials", "5")
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert "database connections" in result.stderr
@@ -313,7 +215,9 @@ def test_too_many_workers_for_the_server_are_refused_before_anything(
 def test_multi_objective_runs_and_best_gives_the_pareto_front(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("pareto", tmp_path, "--workers", "1", "--trials", "4", "--pruner", "none")
+    command = local_launch(
+        "pareto", tmp_path, "--workers", "1", "--trials", "4", "--pruner", "none"
+    )
     command += ["optimized_metric=[val_acc,val_loss]", "direction=[maximize,minimize]"]
     command += ["trainer.max_epochs=3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -334,7 +238,7 @@ def test_multi_objective_runs_and_best_gives_the_pareto_front(
 def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
     database: Database, tmp_path: Path
 ) -> None:
-    command = _launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
+    command = local_launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
     command += ["--pruner", "none", *held(hold := tmp_path / "hold")]
     with _running(command) as launch:
         wait_for_running_trial(database, "interrupted", worker=0)
@@ -343,7 +247,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
         launch.communicate(timeout=60)
         assert time.monotonic() - started < 30
     assert launch.returncode == 1
-    assert not _workers_left("interrupted")
+    assert not workers_left("interrupted")
     snapshot = read_study(database, "interrupted")
     assert snapshot.count(TrialState.RUNNING) == 0
     assert snapshot.count(TrialState.FAIL) >= 1
@@ -358,7 +262,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
 
 
 def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path: Path) -> None:
-    command = _launch("twice", tmp_path, "--workers", "1", "--trials", "6", "--pruner", "none")
+    command = local_launch("twice", tmp_path, "--workers", "1", "--trials", "6", "--pruner", "none")
     command += ["trainer.max_epochs=5"]
     with _running(command) as first, _running(command) as second:
         outputs = [first.communicate(timeout=600)[0], second.communicate(timeout=600)[0]]
@@ -395,7 +299,7 @@ def test_a_dead_worker_fails_its_own_launchs_trial_not_another_launchs(
     database: Database, tmp_path: Path
 ) -> None:
     # Two launches of one study, as on two machines: each has a worker 0.
-    command = _launch("pair", tmp_path, "--workers", "1", "--trials", "4", "--heartbeat", "10")
+    command = local_launch("pair", tmp_path, "--workers", "1", "--trials", "4", "--heartbeat", "10")
     command += ["--grace", "30", "--pruner", "none", *held(hold := tmp_path / "hold")]
     with _running(command) as first, _running(command) as second:
         _wait_for_running_trials(database, "pair", 2)
@@ -455,76 +359,3 @@ def _died(database: Database, study: str) -> list[str]:
     failed = read_study(database, study).trials
     reasons = [t.user_attrs.get("fail_reason", "") for t in failed if t.state is TrialState.FAIL]
     return [reason for reason in reasons if " died: " in reason]
-
-
-def _ran_nothing(study: str, runs: Path) -> bool:
-    """Whether the launch's workers, started while it readied the study, ran no trial and left."""
-    log = runs / study / "worker-0.log"
-    ran = log.exists() and "trial" in log.read_text()
-    return not ran and not _workers_left(study)
-
-
-def _workers_left(study: str) -> bool:
-    """Whether a worker process of ``study`` still runs on this machine."""
-    pattern = f"trainer.worker --study {study} "
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
-    return found.returncode == 0
-
-
-def test_a_resume_with_its_budget_reached_or_too_many_failures_runs_nothing(
-    database: Database, tmp_path: Path
-) -> None:
-    quick = ["--workers", "1", "--heartbeat", "1", "--grace", "2", "trainer.max_epochs=1"]
-    command = _launch("done", tmp_path, "--trials", "1", *quick)
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert first.returncode == 0, first.stdout + first.stderr
-    (tmp_path / "done" / "worker-0.log").unlink()
-
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "1 trials finished, its budget of 1 is reached; nothing to run" in again.stdout
-    assert _ran_nothing("done", tmp_path)
-    assert len(read_study(database, "done").trials) == 1
-
-    storage = open_storage(database.url, "done")
-    study = optuna.load_study(study_name="done", storage=storage)
-    for _ in range(3):
-        study.tell(study.ask(), state=TrialState.FAIL)
-    # A trial made but never claimed (its worker died in between): RUNNING, with no heartbeat.
-    orphan = storage.get_trial(
-        storage.create_new_trial(storage.get_study_id_from_name("done"))
-    ).number
-    storage.engine.dispose()
-    more = _launch("done", tmp_path, "--trials", "2", *quick)
-    refused = subprocess.run(
-        [*more, "--max-failed", "2"], capture_output=True, text=True, timeout=600, check=False
-    )
-    assert refused.returncode == 2
-    assert "has 3 failed trials, more than `--max-failed` 2" in refused.stderr
-    assert _ran_nothing("done", tmp_path)
-    resumed = subprocess.run(  # the orphan filled the budget: it must be failed, not waited for
-        [*more, "--max-failed", "5"], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # the limit may change
-    snapshot = read_study(database, "done")
-    assert snapshot.count(TrialState.COMPLETE) == 2
-    assert snapshot.count(TrialState.RUNNING) == 0
-    reaped = snapshot.trials[orphan]
-    assert reaped.state is TrialState.FAIL
-    assert reaped.user_attrs["fail_reason"] == UNCLAIMED_REASON
-
-
-def test_a_timeout_is_named_in_the_summary_and_a_resume_after_it_runs_nothing(
-    database: Database, tmp_path: Path
-) -> None:
-    # The workers start after their imports (seconds): by then the 1 s timeout has passed.
-    command = _launch("late", tmp_path, "--trials", "5", "--workers", "1", "--timeout", "1")
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert "stopped: the study's --timeout passed at " in first.stdout, first.stdout + first.stderr
-    (tmp_path / "late" / "worker-0.log").unlink()
-
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "its `--timeout` of 1 s, counted from its start (" in again.stdout
-    assert "has passed; nothing to run" in again.stdout
-    assert _ran_nothing("late", tmp_path)
