@@ -13,15 +13,18 @@ from trainer import experiment
 from tests.wandb_server import KEY, WandbStandIn, wandb_stand_in
 
 ComposeFn = Callable[..., DictConfig]
+WANDB_SETTINGS = ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT")
 
 
 @pytest.fixture(autouse=True)
-def no_wandb_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def no_wandb_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """W&B stays offline unless a test gives it a key: none from this machine's environment or
     its ~/.netrc (`wandb login`), which hpo would otherwise use (a NETRC file that is not there
-    outranks ~/.netrc). W&B's crash reports (to its Sentry, on by default) are off: tests talk
-    to 127.0.0.1 and their own containers only."""
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    outranks ~/.netrc), and none of W&B's settings that hpo reads or passes to workers. W&B's
+    crash reports (to its Sentry, on by default) are off: tests talk to 127.0.0.1 and their own
+    containers only."""
+    for name in ("WANDB_API_KEY", *WANDB_SETTINGS):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
 

@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from trainer.wandb_runs import run_id
 
+from tests.conftest import WANDB_SETTINGS
 from tests.integration.conftest import HPO, BuiltImage, Database, read_study
 from tests.wandb_records import read_runs
 from tests.wandb_server import KEY, WandbStandIn
@@ -20,13 +21,6 @@ from tests.wandb_server import KEY, WandbStandIn
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 BOGUS_KEY = "hpocanary" + "k" * 36  # 45 characters: W&B wants 40+ (after any `prefix-`)
-WANDB_SETTINGS = ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT", "WANDB_FINISH_TIMEOUT")
-
-
-@pytest.fixture(autouse=True)
-def no_wandb_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in WANDB_SETTINGS:  # and no key: tests/conftest.py
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
