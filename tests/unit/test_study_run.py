@@ -10,28 +10,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from trainer import wandb_runs
-from trainer.spec import Budget, ExperimentSpec, Resilience
 from trainer.wandb_runs import run_id
 
 from orchestrator import study_run
 from orchestrator.errors import BackendError
-from orchestrator.study import build_spec
 from orchestrator.study_run import log_study_run, trial_columns, trial_rows
 from tests.fronts import VALUES, tell_values, two_objective_spec
+from tests.specs import digits_spec
 from tests.wandb_records import read_runs
 from tests.wandb_server import WandbStandIn
-
-
-def _spec() -> ExperimentSpec:
-    return build_spec(
-        "digits_mlp",
-        ["trainer.max_epochs=3", "threads=1"],
-        budget=Budget(2),
-        sampler="random",
-        pruner="none",
-        seed=0,
-        resilience=Resilience(),
-    )
 
 
 def _three_trials() -> optuna.Study:
@@ -73,7 +60,7 @@ def test_a_multi_objective_study_run_has_a_column_per_metric_and_its_front(tmp_p
 def test_a_study_runs_charts_name_the_metric(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="so", direction="maximize")
     study.optimize(lambda t: t.suggest_float("lr", 0, 1) + t.suggest_int("depth", 1, 3), 3)
-    log_study_run(study, _spec(), tmp_path)
+    log_study_run(study, digits_spec(), tmp_path)
 
     (run,) = read_runs(tmp_path / "so" / "wandb")
     titles = {
@@ -104,7 +91,7 @@ def test_a_study_run_w_and_b_will_not_take_is_one_error_naming_where_it_is_kept(
 
     monkeypatch.setattr(study_run, "init_run", rate_limited_at_finish)
     with pytest.raises(BackendError, match=r"W&B did not take the study run's data within 2 s"):
-        log_study_run(_three_trials(), _spec(), tmp_path)
+        log_study_run(_three_trials(), digits_spec(), tmp_path)
     assert run_id("so", "study") in wandb_online.runs  # it was online, then W&B stopped taking data
 
 
@@ -114,5 +101,5 @@ def test_a_study_run_w_and_b_refuses_is_one_error_and_the_run_is_finished(
 ) -> None:
     wandb_online.known_key = False  # the run starts; its tables' upload asks whose key it is
     with pytest.raises(BackendError, match=r"^W&B refused the study run: .*credentials"):
-        log_study_run(_three_trials(), _spec(), tmp_path)
+        log_study_run(_three_trials(), digits_spec(), tmp_path)
     assert wandb_online.runs[run_id("so", "study")].exit_code == 1
