@@ -9,20 +9,27 @@ steps a logged table takes), the file stream (history rows, summary and exit cod
 lines sent from an offset), and the uploads (``PUT``). Anything else gets empty data: W&B's
 telemetry, server-feature queries. It can also answer 429 Too Many Requests, as W&B does when
 rate-limited, and refuse the key.
+
+Run as a script (``python wandb_server.py PORT``) it serves on every address of a container, for
+worker containers on a launch's network; ``GET /hpo-test/state`` hands its record to the test
+(``RemoteStandIn``), which reaches the container at its address on that network.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import socket
+import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["KEY", "ServerRun", "WandbStandIn", "wandb_stand_in"]
+__all__ = ["KEY", "RemoteStandIn", "ServerRun", "WandbStandIn", "wandb_stand_in"]
 
 KEY = "hpostandin" + "k" * 35  # the W&B key tests give (W&B wants 40+ characters)
 
@@ -35,9 +42,8 @@ VIEWER = {
     "teams": {"edges": []},
 }
 HISTORY = "wandb-history.jsonl"
-
-
 SUMMARY = "wandb-summary.json"
+STATE_PATH = "/hpo-test/state"  # where the record is read (not a W&B path)
 
 
 @dataclass
@@ -85,6 +91,15 @@ class WandbStandIn:
         self.known_key = True  # False: `Viewer` finds no account for the key
         self.url = ""
         self._lock = threading.Lock()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The record so far, as JSON for a test outside this process (``RemoteStandIn``)."""
+        with self._lock:
+            runs = {
+                ident: {**asdict(run), "uploaded": sorted(run.uploaded)}
+                for ident, run in self.runs.items()
+            }
+            return {"runs": runs, "keys": sorted(self.keys)}
 
     def graphql(self, request: dict[str, Any]) -> dict[str, Any]:
         """The ``data`` of the answer to one GraphQL request; empty for what it does not know."""
@@ -244,7 +259,7 @@ def _handler(state: WandbStandIn) -> type[BaseHTTPRequestHandler]:
             self._reply({})
 
         def do_GET(self) -> None:
-            self._reply({})
+            self._reply(state.snapshot() if self.path == STATE_PATH else {})
 
         def _key(self) -> None:
             header = self.headers.get("Authorization", "")
@@ -295,3 +310,40 @@ def wandb_stand_in() -> Iterator[WandbStandIn]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class RemoteStandIn:
+    """A stand-in served by another process (a container): its record, read when asked."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _snapshot(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + STATE_PATH, timeout=10) as answer:
+            snapshot: dict[str, Any] = json.load(answer)
+        return snapshot
+
+    @property
+    def runs(self) -> dict[str, ServerRun]:
+        """The runs that reached it, by id."""
+        return {
+            ident: ServerRun(**{**run, "uploaded": set(run["uploaded"])})
+            for ident, run in self._snapshot()["runs"].items()
+        }
+
+    @property
+    def keys(self) -> set[str]:
+        """The API keys that reached it."""
+        return set(self._snapshot()["keys"])
+
+
+def main(port: int) -> None:
+    """Serve on every address until killed, naming this host's own address in upload URLs."""
+    state = WandbStandIn()
+    state.url = f"http://{socket.gethostbyname(socket.gethostname())}:{port}"
+    print(f"serving at {state.url}", flush=True)
+    _Server(("0.0.0.0", port), _handler(state)).serve_forever()  # every address: a container's
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

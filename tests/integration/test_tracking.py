@@ -1,4 +1,5 @@
-"""W&B from worker containers: one offline run per trial and a study run; online without network."""
+"""W&B from worker containers: one offline run per trial and a study run; online, with and
+without a network."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -13,10 +15,12 @@ import pytest
 from optuna.trial import TrialState
 from trainer.wandb_runs import run_id
 
+from orchestrator.settings import Instance
+from tests import wandb_server
 from tests.conftest import WANDB_SETTINGS
 from tests.integration.conftest import HPO, BuiltImage, Database, read_study
 from tests.wandb_records import read_runs
-from tests.wandb_server import KEY, WandbStandIn
+from tests.wandb_server import KEY, RemoteStandIn, WandbStandIn
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -178,28 +182,94 @@ def test_with_a_key_every_run_goes_online_as_its_trial_runs(
     command += ["trainer.max_epochs=3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    trials = read_study(database, "online").trials
-    assert set(wandb_online.runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {
-        run_id("online", "study")
+    _assert_every_run_went_online(database, "online", result, wandb_online, tmp_path)
+
+
+@pytest.fixture
+def wandb_on_the_network(
+    database: Database,
+    trainer_image: BuiltImage,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[RemoteStandIn]:
+    """W&B with a key (``KEY``), online at the stand-in served from a container on the network
+    of the workers and Postgres: the stand-in on this host's 127.0.0.1 is out of the workers'
+    reach, while a container's address there is reached from both them and this host."""
+    instance = Instance.from_env()  # the database fixture's
+    script = Path(wandb_server.__file__)
+    container = docker_client.containers.run(
+        trainer_image.image_id,
+        ["python", f"/opt/stand-in/{script.name}", "8080"],
+        volumes={str(script): {"bind": f"/opt/stand-in/{script.name}", "mode": "ro"}},
+        name=f"{instance.name}-wandb",
+        network=instance.network,
+        labels=instance.labels,  # removed with the instance if this test is cut off
+        detach=True,
+    )
+    try:
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"][instance.network]["IPAddress"]
+        server = RemoteStandIn(f"http://{address}:8080")
+        deadline = time.monotonic() + 60
+        while not _answers(server):
+            assert time.monotonic() < deadline, container.logs().decode()
+            time.sleep(0.2)
+        monkeypatch.setenv("WANDB_API_KEY", KEY)
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        yield server
+    finally:
+        container.remove(force=True)
+
+
+def _answers(server: RemoteStandIn) -> bool:
+    try:
+        return server.keys == set()
+    except OSError:  # not listening yet
+        return False
+
+
+def test_docker_workers_with_a_key_send_every_run_online(
+    database: Database, tmp_path: Path, wandb_on_the_network: RemoteStandIn
+) -> None:
+    command = [HPO, "launch", "--study", "dk-online", "--workers", "2", "--trials", "4"]
+    command += ["--runs-dir", str(tmp_path), "--pruner", "none", "trainer.max_epochs=3"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+    _assert_every_run_went_online(database, "dk-online", result, wandb_on_the_network, tmp_path)
+
+
+def _assert_every_run_went_online(
+    database: Database,
+    study: str,
+    launch: subprocess.CompletedProcess[str],
+    server: WandbStandIn | RemoteStandIn,
+    runs_dir: Path,
+) -> None:
+    """Each trial's run, with its params, rows, state and worker, and the study run reached the
+    server with the key, live: no warning, nothing left offline to sync, the key never shown."""
+    output = launch.stdout + launch.stderr
+    assert launch.returncode == 0, output
+    trials = read_study(database, study).trials
+    runs = server.runs
+    assert set(runs) == {trial.user_attrs["wandb_run_id"] for trial in trials} | {
+        run_id(study, "study")
     }
     for trial in trials:
-        sent = wandb_online.runs[trial.user_attrs["wandb_run_id"]]
+        sent = runs[trial.user_attrs["wandb_run_id"]]
         assert (sent.group, sent.name, sent.job_type) == (
-            "online",
-            f"online-t{trial.number}",
+            study,
+            f"{study}-t{trial.number}",
             "trial",
         )
         assert {name: sent.param(name) for name in trial.params} == trial.params
+        assert sent.param("hpo")["worker"] == trial.user_attrs["worker"]
         assert [row["epoch"] for row in sent.history if "val_loss" in row] == [0, 1, 2]
         assert (sent.summary["state"], sent.exit_code) == ("COMPLETE", 0)
-    study_run = wandb_online.runs[run_id("online", "study")]
-    assert study_run.history[-1]["trials"]["nrows"] == 2
-    assert study_run.summary["n_complete"] == 2 and study_run.exit_code == 0
-    assert "warning" not in result.stdout + result.stderr
-    assert not list((tmp_path / "online" / "wandb").glob("offline-run-*"))  # nothing to sync
-    assert wandb_online.keys == {KEY}
-    assert (
-        KEY
-        not in result.stdout + result.stderr + (tmp_path / "online" / "worker-0.log").read_text()
-    )
+    study_run = runs[run_id(study, "study")]
+    assert study_run.history[-1]["trials"]["nrows"] == len(trials)
+    assert study_run.summary["n_complete"] == len(trials) and study_run.exit_code == 0
+    assert "warning" not in output
+    assert not list((runs_dir / study / "wandb").glob("offline-run-*"))  # nothing to sync
+    assert server.keys == {KEY}
+    logs = "".join(log.read_text() for log in (runs_dir / study).glob("worker-*.log"))
+    assert logs and KEY not in output + logs
