@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["KEY", "RemoteStandIn", "ServerRun", "WandbStandIn", "wandb_stand_in"]
+__all__ = ["KEY", "STATE_PATH", "RemoteStandIn", "ServerRun", "WandbStandIn", "wandb_stand_in"]
 
 KEY = "hpostandin" + "k" * 35  # the W&B key tests give (W&B wants 40+ characters)
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -265,6 +266,19 @@ def wait_for_state(
             return
         time.sleep(0.1)
     raise AssertionError(f"trial {number} was not {state.name} within {within} s")
+
+
+def http_get(url: str, deadline_s: float = 60) -> tuple[int, bytes]:
+    """Status and body of a GET of ``url``, retried until a server that is starting answers."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status), response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def trainer_tag() -> str:

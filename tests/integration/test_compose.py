@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from docker.models.containers import Container
 
 from orchestrator import images
 from orchestrator.settings import POSTGRES_IMAGE, Instance
-from tests.integration.conftest import REPO, BuiltImage, Report, remove_instance
+from tests.integration.conftest import REPO, BuiltImage, Report, http_get, remove_instance
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(os.environ.get("HPO_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -88,18 +87,6 @@ def _containers(client: docker.DockerClient, label: str) -> list[Container]:
     return client.containers.list(all=True, ignore_removed=True, filters={"label": label})
 
 
-def _get(url: str, deadline_s: float = 60) -> tuple[int, bytes]:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return int(response.status), response.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def _worker_containers(client: docker.DockerClient, stack: Stack) -> list[Container]:
     """The orchestrator's worker containers, once they run."""
     deadline = time.monotonic() + 180
@@ -133,11 +120,11 @@ def test_compose_up_runs_a_study_and_serves_the_dashboard(
     # Not a terminal: the progress comes as lines while the study runs, not only as its last table.
     assert re.search(r"composed  [1-3]/4 trials", logs), logs[-3000:]
 
-    status, page = _get(f"{stack.dashboard}/dashboard/")
+    status, page = http_get(f"{stack.dashboard}/dashboard/")
     assert status == 200 and b"<html" in page.lower()
-    summaries = json.loads(_get(f"{stack.dashboard}/api/studies")[1])["study_summaries"]
+    summaries = json.loads(http_get(f"{stack.dashboard}/api/studies")[1])["study_summaries"]
     (study,) = [s for s in summaries if s["study_name"] == "composed"]
-    detail = json.loads(_get(f"{stack.dashboard}/api/studies/{study['study_id']}?after=0")[1])
+    detail = json.loads(http_get(f"{stack.dashboard}/api/studies/{study['study_id']}?after=0")[1])
     assert [t["state"] for t in detail["trials"]].count("Complete") == 4
     report(f"compose: dashboard screenshot {_screenshot(stack, study['study_id'])}")
 

@@ -18,9 +18,9 @@ from trainer.wandb_runs import run_id
 from orchestrator.settings import Instance
 from tests import wandb_server
 from tests.conftest import WANDB_SETTINGS
-from tests.integration.conftest import HPO, BuiltImage, Database, read_study
+from tests.integration.conftest import HPO, BuiltImage, Database, http_get, read_study
 from tests.wandb_records import read_runs
-from tests.wandb_server import KEY, RemoteStandIn, WandbStandIn
+from tests.wandb_server import KEY, STATE_PATH, RemoteStandIn, WandbStandIn
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -210,22 +210,13 @@ def wandb_on_the_network(
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][instance.network]["IPAddress"]
         server = RemoteStandIn(f"http://{address}:8080")
-        deadline = time.monotonic() + 60
-        while not _answers(server):
-            assert time.monotonic() < deadline, container.logs().decode()
-            time.sleep(0.2)
+        http_get(server.url + STATE_PATH)  # once it listens
+        assert server.keys == set(), container.logs().decode()
         monkeypatch.setenv("WANDB_API_KEY", KEY)
         monkeypatch.setenv("WANDB_BASE_URL", server.url)
         yield server
     finally:
         container.remove(force=True)
-
-
-def _answers(server: RemoteStandIn) -> bool:
-    try:
-        return server.keys == set()
-    except OSError:  # not listening yet
-        return False
 
 
 def test_docker_workers_with_a_key_send_every_run_online(
