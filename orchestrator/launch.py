@@ -70,7 +70,7 @@ def run(
     The workers start first and wait until the study is ready for ``plan.launch_id``, so that
     their imports (seconds) overlap ``ready`` creating or resuming it. When ``ready`` returns False
     (nothing to run) or raises, the workers are stopped and removed; False returns ``None``.
-    Database outages up to the grace period are ridden out. A request on ``stop`` (Ctrl-C,
+    Database outages up to ``--db-outage`` are ridden out. A request on ``stop`` (Ctrl-C,
     SIGTERM) stops every worker (SIGTERM, then kill after ``stop_timeout_s``) and raises
     ``KeyboardInterrupt``; so does a worker that cannot be started, with its error.
     With ``plan.detach`` the workers are left running once they all run.
@@ -117,7 +117,7 @@ def _watch(
         unclaimed = UnclaimedTrials(storage, study_id, spec.resilience.grace_s)
 
         def retried(action: Callable[[], T]) -> T:
-            return with_retries(action, spec.resilience.grace_s, sleep=stop.sleep)
+            return with_retries(action, spec.resilience.db_outage_s, sleep=stop.sleep)
 
         def refresh() -> Snapshot:
             def read() -> Snapshot:

@@ -23,6 +23,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.worker_logs import worker_of
 
 __all__ = [
+    "HEARTBEAT_LOST",
     "Loaded",
     "StudyRow",
     "WorkerNames",
@@ -39,6 +40,9 @@ __all__ = [
     "trial_note",
 ]
 
+# Why a FAIL trial with no recorded reason failed: a peer or launcher found its heartbeat stale.
+HEARTBEAT_LOST = "heartbeat lost (worker died, or the database was unreachable?)"
+
 
 def scores(metrics: Sequence[str], values: Sequence[float]) -> str:
     """``val_acc 0.9722, val_loss 0.1031``: a trial's values, each named by its metric."""
@@ -48,9 +52,10 @@ def scores(metrics: Sequence[str], values: Sequence[float]) -> str:
 def fail_reason(trial: FrozenTrial) -> str:
     """Why a FAIL trial failed, as its worker or launcher recorded it.
 
-    A trial without a reason was failed by a peer for a stale heartbeat: its worker died unseen.
+    A trial without a reason was failed by a peer for a stale heartbeat: its worker died unseen,
+    or could not reach the database for longer than the grace period.
     """
-    return str(trial.user_attrs.get("fail_reason", "heartbeat lost (worker died?)"))
+    return str(trial.user_attrs.get("fail_reason", HEARTBEAT_LOST))
 
 
 def trial_note(trial: FrozenTrial) -> str:

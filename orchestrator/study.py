@@ -36,13 +36,15 @@ from orchestrator.errors import ConfigError
 __all__ = ["Resumed", "build_spec", "check_connections", "create_or_resume"]
 
 # What may change on resume: the budget (that is how a study is extended), the version, tracking,
-# and the failure limits (how many failures to tolerate, not what a trial computes).
+# and the failure limits (how many failures or how long an outage to tolerate, not what a trial
+# computes).
 RESUMABLE_CHANGES = (
     "budget",
     "hpo_version",
     "tracking",
     "resilience.max_failed",
     "resilience.max_retry",
+    "resilience.db_outage_s",
 )
 LAUNCHER_CONNECTIONS = 4
 RESERVED_CONNECTIONS = 3  # Postgres keeps these for superusers

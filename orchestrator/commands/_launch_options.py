@@ -182,6 +182,16 @@ Grace = Annotated[
         rich_help_panel=RESILIENCE,
     ),
 ]
+DbOutage = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Seconds workers and this command wait for an unreachable database (a restart, a "
+        "failover) before they give up. Longer than --grace is fine: trials whose heartbeat "
+        "lapsed meanwhile are failed and retried once it is back.",
+        rich_help_panel=RESILIENCE,
+    ),
+]
 MaxRetry = Annotated[
     int,
     typer.Option(min=0, help="Retries of a failed trial, same params.", rich_help_panel=RESILIENCE),

@@ -54,6 +54,7 @@ def launch(
     grace: opt.Grace = 30,
     max_retry: opt.MaxRetry = 1,
     max_failed: opt.MaxFailed = 10,
+    db_outage: opt.DbOutage = 300,
     tracking: opt.Tracking = opt.TrackerName.wandb,
     wandb_project: opt.WandbProject = "hpo",
     wandb_entity: opt.WandbEntity = None,
@@ -68,7 +69,7 @@ def launch(
     if backend is BackendName.local:
         guard(_check_local_flags, detach=detach, image=image, memory=memory_per_worker)
     budget = guard(Budget, trials, timeout)
-    resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed)
+    resilience = guard(Resilience, heartbeat, grace, max_retry, max_failed, db_outage)
     tracker = guard(Tracking, tracking.value, wandb_project, wandb_entity)
     guard(check_wandb_names, tracker)
     spec = guard(

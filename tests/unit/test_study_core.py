@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +22,8 @@ from typer.testing import CliRunner
 from orchestrator.backends import WorkerState, exit_with_last_line, state_from_exit
 from orchestrator.cli import app
 from orchestrator.progress import Snapshot, live_view, render, take_snapshot
-from orchestrator.reading import running_note
-from orchestrator.study import build_spec
+from orchestrator.reading import HEARTBEAT_LOST, running_note
+from orchestrator.study import RESUMABLE_CHANGES, build_spec
 from orchestrator.summary import print_summary
 from tests.fronts import tell_values
 
@@ -61,6 +62,20 @@ def test_spec_differences_name_each_changed_field() -> None:
     assert "budget.trials: 12 -> 16" in base.differences(other)
 
 
+def test_a_resume_may_change_how_long_an_outage_is_ridden_out_not_the_grace() -> None:
+    base = _spec()
+    patient = _spec(resilience=Resilience(db_outage_s=900, max_failed=20))
+    assert base.differences(patient, ignore=RESUMABLE_CHANGES) == []
+    strict = _spec(resilience=Resilience(grace_s=60))
+    assert base.differences(strict, ignore=RESUMABLE_CHANGES) == ["resilience.grace_s: 30 -> 60"]
+
+
+def test_a_spec_stored_before_db_outage_existed_reads_with_its_default() -> None:
+    stored = json.loads(_spec().to_json())
+    del stored["resilience"]["db_outage_s"]
+    assert ExperimentSpec.from_json(json.dumps(stored)).resilience.db_outage_s == 300
+
+
 def test_unreadable_spec_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not a spec"):
         ExperimentSpec.from_json('{"experiment": "x"}')
@@ -74,6 +89,7 @@ def test_unreadable_spec_is_a_config_error() -> None:
         (lambda: Resilience(heartbeat_s=10, grace_s=5), "`--grace` must be >= 2 x `--heartbeat`"),
         (lambda: Resilience(max_retry=-1), "`--max-retry` must be >= 0"),
         (lambda: Resilience(max_failed=-1), "`--max-failed` must be >= 0"),
+        (lambda: Resilience(db_outage_s=0), "`--db-outage` must be >= 1 second"),
         (lambda: _spec(sampler="grid"), "`--sampler` must be one of"),
     ],
 )
@@ -224,7 +240,7 @@ def test_the_summary_says_why_the_latest_trial_failed(capsys: pytest.CaptureFixt
         study.tell(trial, state=TrialState.FAIL)
     study.tell(study.ask(), state=TrialState.FAIL)  # failed by a peer: no reason recorded
     snapshot = take_snapshot(study, 4, {0: WorkerState.SUCCEEDED}, 0.0, 0)
-    assert snapshot.last_failure == (2, "heartbeat lost (worker died?)")
+    assert snapshot.last_failure == (2, HEARTBEAT_LOST)
     trial = study.ask()
     trial.set_user_attr("fail_reason", "`trainer`: `max_epochs` must be >= -1")
     study.tell(trial, state=TrialState.FAIL)

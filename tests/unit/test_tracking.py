@@ -13,7 +13,7 @@ from unittest.mock import patch
 import optuna
 import pytest
 from lightning.pytorch.loggers import WandbLogger
-from optuna.exceptions import StorageInternalError
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 from trainer import wandb_runs
@@ -281,6 +281,21 @@ def test_a_database_restart_as_a_trial_starts_is_ridden_out(tmp_path: Path) -> N
     (trial,) = study.trials
     assert trial.state is TrialState.COMPLETE
     assert trial.user_attrs[RUN_ID_ATTR] == run_id("rs", 0)
+
+
+def test_a_trial_failed_by_a_peer_before_its_run_is_linked_finishes_that_run(
+    tmp_path: Path,
+) -> None:
+    # After a database outage longer than the grace period, a peer may have failed the trial
+    # as its run started: the worker drops the trial, and the run must not stay open.
+    tracker = Tracker(_spec(), "gone", tmp_path, 0)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL)  # what the peer did
+    with pytest.raises(UpdateFinishedTrialError):
+        tracker.start(trial, {}, {})
+    (run,) = read_runs(tmp_path / "gone" / "wandb")
+    assert run.exit_code == 1
 
 
 def test_a_run_writes_its_records_while_its_trial_runs(tmp_path: Path) -> None:

@@ -72,3 +72,36 @@ def test_a_failure_the_same_params_would_repeat_is_not_retried(
     assert first.state is TrialState.FAIL
     assert len(retries) == trials - 1  # an error is retried; NaN or a refused config would repeat
     assert reason in first.user_attrs["fail_reason"]
+
+
+def _failed_by_a_peer(trial: optuna.Trial) -> None:
+    """What a peer or launcher does to a trial whose heartbeat lapsed (a database outage)."""
+    trial.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _late_tell(trial: optuna.Trial) -> list[float]:
+    _failed_by_a_peer(trial)
+    return [0.9]
+
+
+def _late_report(trial: optuna.Trial) -> list[float]:
+    _failed_by_a_peer(trial)
+    trial.report(0.5, step=1)  # the next epoch's report, once the database is back
+    return [0.9]
+
+
+@pytest.mark.parametrize("objective", [_late_tell, _late_report])
+def test_a_trial_failed_by_a_peer_meanwhile_is_logged_not_retried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, objective: object
+) -> None:
+    loop, study = make_loop(tmp_path, objective, StopRequest(), max_retry=1)
+    with caplog.at_level(logging.INFO, logger="trainer.worker"):
+        loop.run_one(reserve(loop))  # returns: the worker goes on with its next trial
+    (trial,) = study.get_trials()  # the peer that failed it retries it, not this worker
+    assert trial.state is TrialState.FAIL
+    assert "fail_reason" not in trial.user_attrs
+    worker_lines = [r.getMessage() for r in caplog.records if r.name == "trainer.worker"]
+    assert worker_lines == [  # no traceback, no "trial 0 failed"
+        "trial 0 was already finished elsewhere (failed after a missed heartbeat?); "
+        "its result is dropped"
+    ]

@@ -66,10 +66,10 @@ class TrialRunner:
             WorkerStopped: A stop was requested during the fit.
         """
         space = self.space
-        grace = self.spec.resilience.grace_s
+        outage_s = self.spec.resilience.db_outage_s
         # Sampling writes each param to the study: a database restart is ridden out here as
         # during the fit (params already written are read back, not sampled again).
-        values = with_retries(lambda: space.suggest(trial), grace)
+        values = with_retries(lambda: space.suggest(trial), outage_s)
         groups, keyed = space.assignments(values)
         keyed["paths.output_dir"] = str(self.runs_dir / self.study_name / f"trial-{trial.number}")
         if self.threads is not None:
@@ -80,7 +80,7 @@ class TrialRunner:
         # view and the report show them. Optuna cannot report multi-objective values.
         reports = len(metrics_wanted) == 1
         callbacks: list[Callback] = (
-            [ResilientPruning(trial, metrics_wanted[0], grace)] if reports else []
+            [ResilientPruning(trial, metrics_wanted[0], outage_s)] if reports else []
         )
         if self.tracker is None:
             return self._fit(cfg, callbacks, [])

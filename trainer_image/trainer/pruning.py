@@ -19,11 +19,11 @@ class ResilientPruning(PyTorchLightningPruningCallback):  # type: ignore[misc]
     twice is harmless: the value is overwritten.
     """
 
-    def __init__(self, trial: optuna.Trial, monitor: str, grace_s: float) -> None:
+    def __init__(self, trial: optuna.Trial, monitor: str, outage_s: float) -> None:
         super().__init__(trial, monitor)
-        self.grace_s = grace_s
+        self.outage_s = outage_s
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         """Report and maybe prune, as Optuna's callback does."""
         report = super().on_validation_end
-        with_retries(lambda: report(trainer, pl_module), self.grace_s)
+        with_retries(lambda: report(trainer, pl_module), self.outage_s)

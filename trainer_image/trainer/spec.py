@@ -96,12 +96,19 @@ class Budget:
 
 @dataclass(frozen=True)
 class Resilience:
-    """How failures are survived: heartbeats, retries, and when to give up."""
+    """How failures are survived: heartbeats, retries, and when to give up.
+
+    ``grace_s`` says when a trial is dead (no heartbeat for that long); ``db_outage_s`` how long
+    workers and launchers wait for an unreachable database. They differ on purpose: an outage
+    longer than the grace period is ridden out, and a trial whose heartbeat lapsed meanwhile is
+    failed and retried once the database is back (or goes on, if its heartbeat came first).
+    """
 
     heartbeat_s: int = 10
     grace_s: int = 30
     max_retry: int = 1
     max_failed: int = 10
+    db_outage_s: int = 300
 
     def __post_init__(self) -> None:
         if self.heartbeat_s < 1:
@@ -115,6 +122,8 @@ class Resilience:
             raise ConfigError(f"`--max-retry` must be >= 0, got {self.max_retry}.")
         if self.max_failed < 0:
             raise ConfigError(f"`--max-failed` must be >= 0, got {self.max_failed}.")
+        if self.db_outage_s < 1:
+            raise ConfigError(f"`--db-outage` must be >= 1 second, got {self.db_outage_s}.")
 
 
 @dataclass(frozen=True)

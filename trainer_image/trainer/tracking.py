@@ -58,9 +58,9 @@ class Tracker:
     warned: bool = False  # that W&B cannot start at all here (said once per worker)
 
     @property
-    def grace_s(self) -> float:
-        """How long the run's reads and writes to the study wait out a database restart."""
-        return self.spec.resilience.grace_s
+    def outage_s(self) -> float:
+        """How long the run's reads and writes to the study wait out a database outage."""
+        return self.spec.resilience.db_outage_s
 
     def start(
         self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]
@@ -90,7 +90,11 @@ class Tracker:
                 log.warning("W&B cannot start (%s); trials run without W&B runs", e)
                 self.warned = True
             return None
-        with_retries(lambda: trial.set_user_attr(RUN_ID_ATTR, run.id), self.grace_s)
+        try:
+            with_retries(lambda: trial.set_user_attr(RUN_ID_ATTR, run.id), self.outage_s)
+        except BaseException:  # the database stayed away, or a peer failed the trial meanwhile
+            run.finish(exit_code=1)
+            raise
         logger = StepWandbLogger(experiment=run, log_model=False)
         return TrialRun(run, logger, time.monotonic(), on_timeout=self._finish_timed_out)
 
@@ -109,7 +113,7 @@ class Tracker:
         self, trial: optuna.Trial, params: dict[str, Any], cfg: dict[str, Any]
     ) -> dict[str, Any]:
         system_attrs = with_retries(
-            lambda: trial.storage.get_trial_system_attrs(trial._trial_id), self.grace_s
+            lambda: trial.storage.get_trial_system_attrs(trial._trial_id), self.outage_s
         )
         failed = retry_of(system_attrs)
         return {

@@ -53,9 +53,9 @@ class TrialLoop:
     log_name: str | None = None  # labels each trial: two launches here both have a worker 0
 
     @property
-    def grace_s(self) -> float:
+    def outage_s(self) -> float:
         """How long database outages are ridden out."""
-        return self.resilience.grace_s
+        return self.resilience.db_outage_s
 
     def pull(self, gate: BudgetGate) -> Verdict:
         """Reserve the next trial and run it, until the gate says stop.
@@ -67,7 +67,7 @@ class TrialLoop:
             WorkerStopped: A stop was requested; no trial of this worker is left RUNNING.
         """
         last_reap = -math.inf
-        unclaimed = UnclaimedTrials(self.storage, self.study_id, self.grace_s)
+        unclaimed = UnclaimedTrials(self.storage, self.study_id, self.resilience.grace_s)
         labels: dict[str, int | str] = {
             "worker": self.worker_id,
             "host": _HOST,
@@ -80,10 +80,10 @@ class TrialLoop:
         while True:
             self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:
-                with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.grace_s)
-                with_retries(unclaimed.reap, self.grace_s)
+                with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.outage_s)
+                with_retries(unclaimed.reap, self.outage_s)
                 last_reap = time.monotonic()
-            reserved = with_retries(lambda: gate.reserve(self.study, labels), self.grace_s)
+            reserved = with_retries(lambda: gate.reserve(self.study, labels), self.outage_s)
             if reserved is Verdict.WAIT:
                 time.sleep(WAIT_POLL_S)
                 continue
@@ -101,6 +101,9 @@ class TrialLoop:
                 values = self.objective(trial)
         except optuna.TrialPruned:
             self._tell(trial, trial_id, started, state=TrialState.PRUNED)
+            return
+        except UpdateFinishedTrialError:  # a report or attr write, after a peer failed the trial
+            self._already_finished(trial)  # that peer retried it: not a failure of this worker
             return
         except WorkerStopped:
             self._fail(trial, trial_id, started, "worker stopped (SIGTERM)")
@@ -124,7 +127,7 @@ class TrialLoop:
         """Mark FAIL with its reason (its first ``_REASON_CHARS``); False if already finished."""
         reason = reason[:_REASON_CHARS]
         try:
-            with_retries(lambda: trial.set_user_attr("fail_reason", reason), self.grace_s)
+            with_retries(lambda: trial.set_user_attr("fail_reason", reason), self.outage_s)
         except UpdateFinishedTrialError:
             return self._already_finished(trial)
         return self._tell(trial, trial_id, started, state=TrialState.FAIL)
@@ -144,7 +147,7 @@ class TrialLoop:
         """
         try:
             told, recorded, _ = with_retries(
-                lambda: _tell_with_warning(self.study, trial, values, state), self.grace_s
+                lambda: _tell_with_warning(self.study, trial, values, state), self.outage_s
             )
         except (ValueError, UpdateFinishedTrialError):
             if self.storage.get_trial(trial_id).state.is_finished():
