@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -221,6 +222,19 @@ def local_launch(name: str, runs: Path, *args: str) -> list[str]:
         "1",
         *args,
     ]
+
+
+@contextlib.contextmanager
+def running_launch(command: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """A launch in the background; interrupted (Ctrl-C) and reaped if the test fails first."""
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield launch
+    finally:
+        if launch.poll() is None:
+            launch.send_signal(signal.SIGINT)
+        if launch.stdout is not None and not launch.stdout.closed:  # read it, then close it
+            launch.communicate(timeout=120)
 
 
 def workers_left(study: str) -> bool:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import docker
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -26,6 +25,7 @@ from tests.integration.conftest import (
     held,
     local_launch,
     read_study,
+    running_launch,
     wait_for_running_trial,
     wait_for_state,
     workers_left,
@@ -33,9 +33,6 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# Trials that a fault test interrupts last ~5 s, well past the ~0.5 s it takes to see a running
-# trial in the database: the fault then always lands mid-trial, never after the study ended.
-LONG_TRIAL_EPOCHS = 200
 
 
 def test_exact_budget_resume_pruning_and_no_password_anywhere(
@@ -75,7 +72,7 @@ def test_sigkill_of_a_worker_fails_and_retries_its_trial(
         "killed", tmp_path, "--workers", "2", "--trials", "6", "--heartbeat", "10"
     )
     command += ["--grace", "30", "--pruner", "none", *held(hold := tmp_path / "hold")]
-    with _running(command) as launch:
+    with running_launch(command) as launch:
         victim = wait_for_running_trial(database, "killed", worker=0)
         pattern = "trainer.worker --study killed --worker-id 0"
         pids = subprocess.run(
@@ -143,38 +140,8 @@ def _one_held_worker(
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """A one-worker local launch whose first trial is held running; the launch and that trial."""
     command = local_launch(study, runs, "--workers", "1", "--trials", "4", "--tracking", "none")
-    with _running(command + held(runs / "hold")) as launch:
+    with running_launch(command + held(runs / "hold")) as launch:
         yield launch, wait_for_running_trial(database, study, worker=0)
-
-
-@contextmanager
-def _running(command: list[str]) -> Iterator[subprocess.Popen[str]]:
-    """A launch in the background; interrupted (Ctrl-C) and reaped if the test fails first."""
-    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield launch
-    finally:
-        if launch.poll() is None:
-            launch.send_signal(signal.SIGINT)
-        if launch.stdout is not None and not launch.stdout.closed:  # read it, then close it
-            launch.communicate(timeout=120)
-
-
-def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
-    command = local_launch(
-        "restarted", tmp_path, "--workers", "2", "--trials", "6", "--pruner", "none"
-    )
-    command += [f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
-    with _running(command) as launch:
-        wait_for_running_trial(database, "restarted", worker=0)
-        client = docker.from_env()
-        client.containers.get(database.container).restart(timeout=5)
-        client.close()
-        output, _ = launch.communicate(timeout=600)
-    assert launch.returncode == 0, output
-    snapshot = read_study(database, "restarted")
-    assert snapshot.count(TrialState.COMPLETE) == 6
-    assert snapshot.count(TrialState.RUNNING, TrialState.FAIL) == 0
 
 
 def test_persistent_crash_is_retried_then_the_launch_stops(
@@ -240,7 +207,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
 ) -> None:
     command = local_launch("interrupted", tmp_path, "--workers", "2", "--trials", "6")
     command += ["--pruner", "none", *held(hold := tmp_path / "hold")]
-    with _running(command) as launch:
+    with running_launch(command) as launch:
         wait_for_running_trial(database, "interrupted", worker=0)
         started = time.monotonic()
         launch.send_signal(signal.SIGINT)
@@ -264,7 +231,7 @@ def test_ctrl_c_stops_workers_fails_in_flight_trials_and_resumes(
 def test_two_launches_of_one_study_share_the_budget(database: Database, tmp_path: Path) -> None:
     command = local_launch("twice", tmp_path, "--workers", "1", "--trials", "6", "--pruner", "none")
     command += ["trainer.max_epochs=5"]
-    with _running(command) as first, _running(command) as second:
+    with running_launch(command) as first, running_launch(command) as second:
         outputs = [first.communicate(timeout=600)[0], second.communicate(timeout=600)[0]]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     storage = open_storage(database.url, "twice")
@@ -301,7 +268,7 @@ def test_a_dead_worker_fails_its_own_launchs_trial_not_another_launchs(
     # Two launches of one study, as on two machines: each has a worker 0.
     command = local_launch("pair", tmp_path, "--workers", "1", "--trials", "4", "--heartbeat", "10")
     command += ["--grace", "30", "--pruner", "none", *held(hold := tmp_path / "hold")]
-    with _running(command) as first, _running(command) as second:
+    with running_launch(command) as first, running_launch(command) as second:
         _wait_for_running_trials(database, "pair", 2)
         os.kill(_worker_pid(first.pid, "trainer.worker --study pair "), signal.SIGKILL)
         deadline = time.monotonic() + 5

@@ -1,19 +1,42 @@
-"""The study storage on a real Postgres whose server ends a connection in the middle of a query."""
+"""Outages of the study's real Postgres: a connection ended mid-query, a restart, a long outage.
+
+RELIABILITY.md's faults 7 and 8: a restart shorter than the grace period costs no trial; an outage
+longer than it costs at most the trials whose heartbeat lapsed (failed, then retried), never a
+worker or the launch.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import docker
 import optuna
 import pytest
+from optuna.trial import TrialState
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Query
+from trainer.retries import retry_of
 from trainer.storage import open_storage, quiet_optuna, with_retries
 
-from tests.integration.conftest import Database
+from orchestrator.reading import HEARTBEAT_LOST
+from tests.integration.conftest import (
+    Database,
+    held,
+    local_launch,
+    read_study,
+    running_launch,
+    wait_for_running_trial,
+)
 
 pytestmark = pytest.mark.integration
+# Trials that a fault test interrupts last ~5 s, well past the ~0.5 s it takes to see a running
+# trial in the database: the fault then always lands mid-trial, never after the study ended.
+LONG_TRIAL_EPOCHS = 200
+GRACE_S = 3
 
 
 @pytest.fixture
@@ -64,3 +87,54 @@ def test_reading_trials_survives_a_connection_ended_mid_query(
         optuna.delete_study(study_name="ended-mid-query", storage=storage)
         storage.remove_session()
         storage.engine.dispose()
+
+
+def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
+    command = local_launch(
+        "restarted", tmp_path, "--workers", "2", "--trials", "6", "--pruner", "none"
+    )
+    command += [f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
+    with running_launch(command) as launch:
+        wait_for_running_trial(database, "restarted", worker=0)
+        client = docker.from_env()
+        client.containers.get(database.container).restart(timeout=5)
+        client.close()
+        output, _ = launch.communicate(timeout=600)
+    assert launch.returncode == 0, output
+    snapshot = read_study(database, "restarted")
+    assert snapshot.count(TrialState.COMPLETE) == 6
+    assert snapshot.count(TrialState.RUNNING, TrialState.FAIL) == 0
+
+
+def test_an_outage_longer_than_the_grace_period_costs_trials_not_workers(
+    database: Database, tmp_path: Path
+) -> None:
+    command = local_launch("outage", tmp_path, "--workers", "2", "--trials", "6")
+    command += ["--heartbeat", "1", "--grace", str(GRACE_S), "--pruner", "none", "--no-report"]
+    hold = tmp_path / "hold"
+    with running_launch(command + held(hold)) as launch:
+        for worker in (0, 1):  # both trials held in training: the outage lands mid-trial
+            wait_for_running_trial(database, "outage", worker=worker)
+        client = docker.from_env()
+        postgres = client.containers.get(database.container)
+        postgres.stop(timeout=1)
+        time.sleep(GRACE_S + 5)
+        postgres.start()
+        client.close()
+        hold.unlink()
+        output, _ = launch.communicate(timeout=300)
+    assert launch.returncode == 0, output
+    assert "error:" not in output and "Traceback" not in output
+    assert "w0 succeeded" in output and "w1 succeeded" in output
+    snapshot = read_study(database, "outage")
+    assert snapshot.count(TrialState.COMPLETE) == 6
+    assert snapshot.count(TrialState.RUNNING) == 0
+    # Whoever came first once the database was back: a lapsed heartbeat's reaper (the trial
+    # FAIL and retried, its worker's late result logged), or the heartbeat (the trial went on).
+    logs = "".join(p.read_text() for p in (tmp_path / "outage").glob("worker-*.log"))
+    failed = [t for t in snapshot.trials if t.state is TrialState.FAIL]
+    retried = {retry_of(t.system_attrs) for t in snapshot.trials}
+    for trial in failed:
+        assert trial.number in retried
+        assert trial.user_attrs.get("fail_reason", HEARTBEAT_LOST) == HEARTBEAT_LOST
+        assert re.search(rf"trial {trial.number} was already finished elsewhere", logs), logs
