@@ -15,10 +15,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
-from trainer.storage import open_storage
+from trainer.storage import CONNECTIONS_PER_WORKER, open_storage
 
 from orchestrator import reading
+from orchestrator.study import LAUNCHER_CONNECTIONS
 from tests.integration.conftest import (
     HPO,
     Database,
@@ -177,6 +179,34 @@ def test_too_many_workers_for_the_server_are_refused_before_anything(
     with pytest.raises(KeyError):
         read_study(database, "crowded")
     assert not (tmp_path / "crowded").exists()
+
+
+def test_a_launch_holds_no_more_connections_than_it_reserves_and_returns_them(
+    database: Database, tmp_path: Path
+) -> None:
+    workers = 2
+    bound = workers * CONNECTIONS_PER_WORKER + LAUNCHER_CONNECTIONS  # what the check reserves
+    # Autocommit: within one transaction Postgres shows the same snapshot of pg_stat_activity.
+    observer = sqlalchemy.create_engine(database.url, isolation_level="AUTOCOMMIT")
+    count = sqlalchemy.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hpo-pooled'"
+    )
+    peak = 0
+    with observer.connect() as connection:
+        command = local_launch("pooled", tmp_path, "--workers", str(workers), "--trials", "8")
+        with running_launch(command) as launch:
+            while launch.poll() is None:
+                peak = max(peak, connection.execute(count).scalar_one())
+                time.sleep(0.1)
+        assert launch.returncode == 0
+        left = connection.execute(count).scalar_one()
+        deadline = time.monotonic() + 10  # a closed connection's row goes as its backend exits
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = connection.execute(count).scalar_one()
+    observer.dispose()
+    assert workers <= peak <= bound  # each worker's were seen, and none beyond the bound
+    assert left == 0
 
 
 def test_multi_objective_runs_and_best_gives_the_pareto_front(
