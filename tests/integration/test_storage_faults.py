@@ -33,10 +33,9 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-# Trials that a fault test interrupts last ~5 s, well past the ~0.5 s it takes to see a running
-# trial in the database: the fault then always lands mid-trial, never after the study ended.
-LONG_TRIAL_EPOCHS = 200
-GRACE_S = 3
+GRACE_S = 3  # an outage longer than this fails running trials: see the second test
+RESTART_DOWN_S = 3  # a restart: Postgres down for this long (a plain restart takes under a
+RESTART_GRACE_S = 8  # heartbeat's interval here, and no heartbeat would see it), well within this
 
 
 @pytest.fixture
@@ -89,17 +88,21 @@ def test_reading_trials_survives_a_connection_ended_mid_query(
         storage.engine.dispose()
 
 
-def test_postgres_restart_mid_study(database: Database, tmp_path: Path) -> None:
-    command = local_launch(
-        "restarted", tmp_path, "--workers", "2", "--trials", "6", "--pruner", "none"
-    )
-    command += [f"trainer.max_epochs={LONG_TRIAL_EPOCHS}"]
-    with running_launch(command) as launch:
-        wait_for_running_trial(database, "restarted", worker=0)
-        client = docker.from_env()
-        client.containers.get(database.container).restart(timeout=5)
-        client.close()
-        output, _ = launch.communicate(timeout=600)
+def test_a_restart_shorter_than_the_grace_period_costs_no_trial(
+    database: Database, tmp_path: Path
+) -> None:
+    command = local_launch("restarted", tmp_path, "--workers", "2", "--trials", "6")
+    command += ["--heartbeat", "1", "--grace", str(RESTART_GRACE_S), "--pruner", "none"]
+    hold = tmp_path / "hold"
+    with running_launch([*command, "--no-report", *held(hold)]) as launch:
+        for worker in (0, 1):
+            wait_for_running_trial(database, "restarted", worker=worker)
+        _stop_postgres_for(database, RESTART_DOWN_S)
+        # The trials outlive the restart by more than the grace period: only a heartbeat that
+        # beats again once the database is back keeps its trial from being failed as stale.
+        time.sleep(RESTART_GRACE_S + 4)
+        hold.unlink()
+        output, _ = launch.communicate(timeout=300)
     assert launch.returncode == 0, output
     snapshot = read_study(database, "restarted")
     assert snapshot.count(TrialState.COMPLETE) == 6
@@ -115,12 +118,7 @@ def test_an_outage_longer_than_the_grace_period_costs_trials_not_workers(
     with running_launch(command + held(hold)) as launch:
         for worker in (0, 1):  # both trials held in training: the outage lands mid-trial
             wait_for_running_trial(database, "outage", worker=worker)
-        client = docker.from_env()
-        postgres = client.containers.get(database.container)
-        postgres.stop(timeout=1)
-        time.sleep(GRACE_S + 5)
-        postgres.start()
-        client.close()
+        _stop_postgres_for(database, GRACE_S + 5)
         hold.unlink()
         output, _ = launch.communicate(timeout=300)
     assert launch.returncode == 0, output
@@ -138,3 +136,13 @@ def test_an_outage_longer_than_the_grace_period_costs_trials_not_workers(
         assert trial.number in retried
         assert trial.user_attrs.get("fail_reason", HEARTBEAT_LOST) == HEARTBEAT_LOST
         assert re.search(rf"trial {trial.number} was already finished elsewhere", logs), logs
+
+
+def _stop_postgres_for(database: Database, seconds: float) -> None:
+    """Postgres down for ``seconds``: its container stopped, then started again."""
+    client = docker.from_env()
+    postgres = client.containers.get(database.container)
+    postgres.stop(timeout=1)
+    time.sleep(seconds)
+    postgres.start()
+    client.close()

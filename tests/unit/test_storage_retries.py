@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -86,6 +87,18 @@ def test_a_database_that_stays_away_ends_in_a_storage_error_naming_the_cause(
     monkeypatch.setattr(storage.time, "monotonic", lambda: float(next(clock)))
     with pytest.raises(StorageError, match=f"unreachable for 30 s: {_SHUTDOWN}"):
         with_retries(_fails_then_succeeds(_raise_failed_fallback_query, times=1000), for_s=30)
+
+
+def test_a_long_outage_is_said_at_once_then_every_30_s_not_at_every_retry(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = iter(range(0, 1000, 5))  # each retry finds the clock 5 s later
+    monkeypatch.setattr(storage.time, "monotonic", lambda: float(next(clock)))
+    with caplog.at_level(logging.WARNING, logger="trainer.storage"), pytest.raises(StorageError):
+        with_retries(_fails_then_succeeds(_raise_lost_connection, times=1000), for_s=100)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 4  # at 5, 35, 65 and 95 s of 19 retries
+    assert said[-1] == f"database unreachable for 95 s ({_SHUTDOWN}); retrying for up to 5 s"
 
 
 def test_a_real_storage_error_is_raised_at_once() -> None:

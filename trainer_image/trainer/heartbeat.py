@@ -3,16 +3,24 @@
 Optuna's own heartbeat thread ends at the first database error (a Postgres restart, say); the
 live trial then goes stale and a peer fails it under the worker's feet. This one logs the error
 and tries again with backoff until the trial ends.
+
+Optuna's storage reports a lost connection as ``StorageInternalError`` (its wrapper of whatever
+SQLAlchemy raised inside a session), not as the ``SQLAlchemyError`` itself: both are caught.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from types import TracebackType
 
+from optuna.exceptions import StorageInternalError
 from optuna.storages import RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
+
+from trainer.storage import RETRY_WARNING_EVERY_S, connection_failure
 
 __all__ = ["Heartbeat"]
 
@@ -47,11 +55,18 @@ class Heartbeat:
 
     def _beat(self) -> None:
         wait = self.interval_s
+        said = -math.inf  # when a failure was last logged: an outage of minutes says it rarely
         while not self.stopped.wait(timeout=wait):
             try:
                 self.storage.record_heartbeat(self.trial_id)
                 wait = self.interval_s
-            except SQLAlchemyError as e:
+                said = -math.inf
+            except (SQLAlchemyError, StorageInternalError) as e:
                 # Retry sooner than the interval, so one lost beat does not cost the grace period.
                 wait = max(self.interval_s / 4, 0.25)
-                log.warning("heartbeat of trial id %s failed (%s); retrying", self.trial_id, e)
+                if time.monotonic() - said >= RETRY_WARNING_EVERY_S:
+                    cause = connection_failure(e) or e
+                    log.warning(
+                        "heartbeat of trial id %s failed (%s); retrying", self.trial_id, cause
+                    )
+                    said = time.monotonic()

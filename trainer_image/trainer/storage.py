@@ -10,6 +10,7 @@ fail fast; the application name ``hpo-<study>`` makes the connections visible in
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import warnings
@@ -29,9 +30,11 @@ from trainer.errors import ConfigError, HpoError
 
 __all__ = [
     "CONNECTIONS_PER_WORKER",
+    "RETRY_WARNING_EVERY_S",
     "StorageError",
     "StudyDeleted",
     "check_study_name",
+    "connection_failure",
     "max_connections",
     "open_storage",
     "quiet_optuna",
@@ -45,6 +48,9 @@ T = TypeVar("T")
 
 CONNECTIONS_PER_WORKER = 3  # pool of 2 (main thread, heartbeat thread) + the budget lock
 CONNECT_TIMEOUT_S = 10
+# Retries say that the database is unreachable at once, then at most this often: a
+# `--db-outage` of minutes would otherwise fill a worker's log and the launch's screen.
+RETRY_WARNING_EVERY_S = 30.0
 _SCHEMA_LOCK = 0x48504F53  # "HPOS": one key for the whole database
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -221,24 +227,34 @@ def with_retries(
     Raises:
         StorageError: Still unreachable after ``for_s`` seconds.
     """
-    deadline = time.monotonic() + for_s
+    started = time.monotonic()
+    deadline = started + for_s
+    said = -math.inf
     wait = 0.5
     while True:
         try:
             return action()
         except (OperationalError, StorageInternalError) as e:
-            cause = _connection_failure(e)
+            cause = connection_failure(e)
             if cause is None:
                 raise
-            if time.monotonic() + wait > deadline:
+            now = time.monotonic()
+            if now + wait > deadline:
                 message = f"the study database stayed unreachable for {for_s:.0f} s: {cause}"
                 raise StorageError(message) from e
-            log.warning("database unreachable (%s); retrying in %.1f s", cause, wait)
+            if now - said >= RETRY_WARNING_EVERY_S:  # a long outage: a line now and then
+                _say_unreachable(cause, now - started, deadline - now)
+                said = now
             (sleep or time.sleep)(wait)
             wait = min(wait * 2, 5.0)
 
 
-def _connection_failure(error: BaseException) -> BaseException | None:
+def _say_unreachable(cause: BaseException, waited_s: float, left_s: float) -> None:
+    since = f" for {waited_s:.0f} s" if waited_s >= 1 else ""
+    log.warning("database unreachable%s (%s); retrying for up to %.0f s", since, cause, left_s)
+
+
+def connection_failure(error: BaseException) -> BaseException | None:
     """The driver's error when ``error`` means "connection lost", else None (a real error).
 
     The lost connection may sit anywhere in the exception chain: Optuna wraps an
