@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sqlalchemy.exc import OperationalError
 from trainer import fit
 from trainer.stopping import StopOnRequest, StopRequest, WorkerStopped
 
@@ -65,6 +66,30 @@ def test_an_objectives_own_errors_are_not_mistaken_for_a_stop(tmp_path: Path) ->
     (trial,) = study.get_trials()
     assert trial.state is TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "RuntimeError: diverged"
+
+
+class _GateOfADatabaseThatWentAway:
+    """A budget gate whose database is down; SIGTERM comes while the worker waits for it."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+        self.tries = 0
+
+    def reserve(self, study: optuna.Study, labels: object) -> object:
+        self.tries += 1
+        self.stop.set()
+        shutdown = Exception("terminating connection due to administrator command")
+        raise OperationalError("SELECT pg_advisory_xact_lock", {}, shutdown)
+
+
+def test_a_stop_during_an_outage_between_trials_ends_the_worker_at_once(tmp_path: Path) -> None:
+    stop = StopRequest()
+    loop, study = make_loop(tmp_path, lambda trial: [1.0], stop)
+    gate = _GateOfADatabaseThatWentAway(stop)
+    with pytest.raises(WorkerStopped):
+        loop.pull(gate)  # type: ignore[arg-type]
+    assert gate.tries == 1  # not retried for `--db-outage` seconds
+    assert study.get_trials() == []
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -31,6 +32,7 @@ from trainer.unclaimed import UnclaimedTrials
 __all__ = ["TrialLoop"]
 
 log = logging.getLogger("trainer.worker")
+T = TypeVar("T")
 WAIT_POLL_S = 0.5  # while peers' running trials fill the budget: the count is one query
 _REASON_CHARS = 500
 _HOST = socket.gethostname()  # the container's id under Docker
@@ -80,16 +82,20 @@ class TrialLoop:
         while True:
             self.stop.check()
             if time.monotonic() - last_reap >= self.resilience.heartbeat_s:
-                with_retries(lambda: optuna.storages.fail_stale_trials(self.study), self.outage_s)
-                with_retries(unclaimed.reap, self.outage_s)
+                self._between_trials(lambda: optuna.storages.fail_stale_trials(self.study))
+                self._between_trials(unclaimed.reap)
                 last_reap = time.monotonic()
-            reserved = with_retries(lambda: gate.reserve(self.study, labels), self.outage_s)
+            reserved = self._between_trials(lambda: gate.reserve(self.study, labels))
             if reserved is Verdict.WAIT:
-                time.sleep(WAIT_POLL_S)
+                self.stop.sleep(WAIT_POLL_S)
                 continue
             if isinstance(reserved, Verdict):
                 return reserved
             self.run_one(reserved)
+
+    def _between_trials(self, action: Callable[[], T]) -> T:
+        """``action``, riding out an outage; a stop ends the wait at once (no trial is ours)."""
+        return with_retries(action, self.outage_s, sleep=self.stop.sleep)
 
     def run_one(self, reservation: Reservation) -> None:
         """Run a reserved trial under a heartbeat and record its end; retry a failure if allowed."""
