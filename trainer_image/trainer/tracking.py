@@ -13,6 +13,7 @@ offline from then on: tracking must never cost a trial.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -93,7 +94,8 @@ class Tracker:
         try:
             with_retries(lambda: trial.set_user_attr(RUN_ID_ATTR, run.id), self.outage_s)
         except BaseException:  # the database stayed away, or a peer failed the trial meanwhile
-            run.finish(exit_code=1)
+            with contextlib.suppress(Exception):  # W&B's own failure must not hide why
+                run.finish(exit_code=1)
             raise
         logger = StepWandbLogger(experiment=run, log_model=False)
         return TrialRun(run, logger, time.monotonic(), on_timeout=self._finish_timed_out)
