@@ -33,9 +33,12 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-GRACE_S = 3  # an outage longer than this fails running trials: see the second test
-RESTART_DOWN_S = 3  # a restart: Postgres down for this long (a plain restart takes under a
-RESTART_GRACE_S = 8  # heartbeat's interval here, and no heartbeat would see it), well within this
+# Fault 7: Postgres down this long, well within the grace period (a plain `docker restart`
+# fits between two heartbeats here: no heartbeat would notice it).
+RESTART_DOWN_S = 3
+RESTART_GRACE_S = 8
+# Fault 8: Postgres down for longer than this grace period.
+GRACE_S = 3
 
 
 @pytest.fixture
